@@ -1,0 +1,134 @@
+#pragma once
+// Option parsing, record streaming, diagnostics and exit statuses, once for
+// every program. A program's main() declares its options on a Tool, calls
+// parse(), then hands its per-record work to one of the map_* functions.
+//
+//   edan::cli::Tool tool{"edan-crop", "Detect, landmark and crop faces."};
+//   tool.add({"-o", "--out"}, "DIR", "where crops are written", &opt.out);
+//   if (auto rc = tool.parse(argc, argv)) return *rc;
+//   return tool.run([&] { return tool.flat_map_records([&](edan::Record& r) {...}); });
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edan/record.hpp"
+
+namespace edan::cli {
+
+class Tool {
+ public:
+  // name: program name (diagnostic prefix); summary: one line for --help.
+  // positional_usage: shown after [OPTION]... in the usage line.
+  Tool(std::string name, std::string summary, std::string positional_usage = "[FILE]...");
+  ~Tool();
+
+  // --- declaring options (each declared once; --help is built from these) --
+  // The target's current value is the default shown in --help, unless the
+  // help text already mentions "default".
+  void add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+           std::string* target);
+  void add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+           int* target);
+  void add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+           std::int64_t* target);
+  void add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+           double* target);
+  // Comma-separated integers, e.g. --widths 16,32,64,128.
+  void add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+           std::vector<std::int64_t>* target);
+  // A flag without a value.
+  void add_flag(std::initializer_list<const char*> names, const char* help, bool* target);
+  // Positional arguments (default: input files, "-" or none = stdin).
+  void positional(const char* metavar, std::vector<std::string>* target, std::size_t min = 0,
+                  std::size_t max = SIZE_MAX);
+  // Extra text for --help, after the options (e.g. examples).
+  void epilog(std::string text);
+
+  // Common options, same spelling everywhere.
+  void add_output();    // -o/--output FILE: records to FILE (atomic) instead of stdout
+  void add_threads();   // --threads N (default 0 = all cores)
+  void add_device();    // --device cpu|cuda
+  void add_seed();      // --seed N
+  void add_batch(int default_batch);  // --batch N
+  void add_shard();     // --shard K/N
+
+  // Parses argv. Returns an exit status when the program should stop now
+  // (--help, --version: 0; usage error: 2, after one line on stderr).
+  std::optional<int> parse(int argc, char** argv);
+
+  // --- after parse --------------------------------------------------------
+  const std::string& name() const { return name_; }
+  bool quiet() const { return quiet_; }
+  int threads() const;             // resolved: 0 -> number of cores
+  const std::string& device() const { return device_; }
+  std::uint64_t seed() const { return static_cast<std::uint64_t>(seed_); }
+  int batch() const { return batch_; }
+  // Input files; stdin ("-") when none were given.
+  std::vector<std::string> inputs() const;
+
+  // Runs body, mapping exceptions to exit statuses: UsageError -> 2,
+  // FatalError and anything else -> 3, BrokenPipe -> 0 (quietly). Commits
+  // the --output file only when body returned normally.
+  int run(const std::function<int()>& body);
+
+  // --- record streaming (call inside run) -----------------------------------
+  // One record in, one out, in input order. Records that arrive with an
+  // "error" pass through untouched; an exception from fn becomes the
+  // record's "error". Returns 0, or 1 when any record carries an error.
+  int map_records(const std::function<void(Record&)>& fn);
+  // One record in, zero or more out (e.g. one per face). An exception gives
+  // one output: the input record with "error". An empty result is an error
+  // too: no record is lost.
+  int flat_map_records(const std::function<std::vector<Record>(Record&)>& fn);
+  // Batched 1:1 map: fn receives up to batch() live records (those without
+  // an "error") and must annotate each, setting "error" on those it cannot
+  // process. An exception from fn sets that error on every live record of the
+  // batch. Output order = input order; flushed after each batch.
+  int map_batches(const std::function<void(std::vector<Record*>&)>& fn);
+  // For generators (edan-index): fn writes records through emit().
+  // Returns 0, or 1 when any emitted record carries an error.
+  int generate(const std::function<void()>& fn);
+  void emit(const Record& r);
+
+  // Every input record, in order (for consumers such as edan-eval); returns
+  // when the input ends. Records with errors are delivered too.
+  void for_each_input(const std::function<void(Record&)>& fn);
+
+  // Diagnostics on stderr, prefixed "name: ". warn() is silenced by -q.
+  void warn(const std::string& msg) const;
+  void error(const std::string& msg) const;
+  // Progress on stderr, only when stderr is a terminal and not -q.
+  void progress(const std::string& status) const;
+
+  // The stream results go to (stdout or the --output temporary file).
+  std::FILE* out();
+
+ private:
+  struct Option;
+  struct Impl;
+  std::string usage_line() const;
+  std::string help_text() const;
+  bool shard_keeps(std::size_t index) const;
+  void write(const Record& r);
+  void count(const Record& r);
+
+  std::string name_, summary_, positional_usage_, epilog_;
+  std::vector<std::unique_ptr<Option>> options_;
+  std::vector<std::string>* positional_ = nullptr;
+  std::vector<std::string> default_inputs_;
+  std::size_t pos_min_ = 0, pos_max_ = SIZE_MAX;
+  std::string output_, device_ = "cpu", shard_;
+  int threads_ = 0, batch_ = 32;
+  std::int64_t seed_ = 1;
+  bool quiet_ = false;
+  std::size_t shard_k_ = 0, shard_n_ = 1;
+  std::size_t failed_ = 0, written_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edan::cli

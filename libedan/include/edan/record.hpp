@@ -1,0 +1,81 @@
+#pragma once
+// JSON Lines records: one JSON object per line, one face per record.
+// Programs add their own keys and pass every other key through unchanged and
+// in order (Boost.JSON objects keep insertion order).
+#include <boost/json.hpp>
+
+#include <cstdio>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "edan/shape.hpp"
+
+namespace edan {
+
+using Record = boost::json::object;
+
+// Parses one input line (without its newline) into a record. Never throws:
+//  - a JSON object becomes that record;
+//  - a line that does not start with '{' is taken as a bare image path:
+//    {"image": line} (so `ls *.jpg | edan-predict` works);
+//  - anything else (malformed JSON, a JSON value that is not an object)
+//    becomes {"error": "<source>:<line_no>: ...", "line": line_no}.
+Record parse_line(std::string_view line, std::size_t line_no, std::string_view source = "-");
+
+// Serialises a record compactly, without a trailing newline.
+std::string to_line(const Record& r);
+
+// Reads records line by line from a FILE*, with bounded memory: a line longer
+// than max_line_bytes is discarded (up to its newline) and yields an error
+// record naming its line number. Blank lines are skipped.
+class RecordReader {
+ public:
+  static constexpr std::size_t kDefaultMaxLine = std::size_t{64} << 20;  // 64 MiB
+  RecordReader(std::FILE* in, std::string source, std::size_t max_line_bytes = kDefaultMaxLine);
+  // Returns false at end of input. Throws FatalError on a read error.
+  bool next(Record& out);
+  std::size_t line_no() const { return line_no_; }
+  const std::string& source() const { return source_; }
+
+ private:
+  std::FILE* in_;
+  std::string source_;
+  std::size_t max_line_;
+  std::size_t line_no_ = 0;
+  std::string buf_;
+};
+
+// Writes records, one per line. Throws BrokenPipe when the reader went away
+// (EPIPE) and FatalError on other write errors (e.g. a full disk).
+struct BrokenPipe : std::exception {
+  const char* what() const noexcept override { return "broken pipe"; }
+};
+class RecordWriter {
+ public:
+  explicit RecordWriter(std::FILE* out) : out_(out) {}
+  void write(const Record& r);
+  void flush();
+
+ private:
+  std::FILE* out_;
+};
+
+// --- field access ----------------------------------------------------------
+bool has_error(const Record& r);
+// Sets "error" (replacing an earlier one).
+void set_error(Record& r, std::string_view message);
+
+// A string field, or nullopt when absent. Throws RecordError when present but
+// not a string.
+std::optional<std::string> get_string(const Record& r, std::string_view key);
+// A number field (int or double), or nullopt when absent. Throws RecordError
+// when present but not a number.
+std::optional<double> get_number(const Record& r, std::string_view key);
+// 68 [x, y] pairs, or nullopt when absent. Throws RecordError naming the key
+// when present but malformed: not an array of 68 numeric pairs, NaN or inf.
+std::optional<Shape> get_shape(const Record& r, std::string_view key);
+boost::json::array shape_to_json(const Shape& s);
+
+}  // namespace edan

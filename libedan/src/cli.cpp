@@ -1,0 +1,480 @@
+#include "edan/cli.hpp"
+
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "edan/error.hpp"
+#include "edan/version.hpp"
+
+namespace edan::cli {
+namespace po = boost::program_options;
+
+struct Tool::Option {
+  std::vector<std::string> names;  // as declared: "-o", "--output"
+  std::string metavar, help, default_text;
+  bool flag = false;
+  std::function<void(const std::string&)> set;
+  bool* flag_target = nullptr;
+
+  std::string long_name() const {
+    for (const auto& n : names)
+      if (n.rfind("--", 0) == 0) return n.substr(2);
+    return names.front().substr(1);
+  }
+  std::string po_name() const {
+    std::string s = long_name();
+    for (const auto& n : names)
+      if (n.size() == 2 && n[0] == '-' && n[1] != '-') s += "," + n.substr(1);
+    return s;
+  }
+};
+
+struct Tool::Impl {
+  std::FILE* out = stdout;
+  std::string tmp_path;  // --output's temporary file, renamed on success
+  std::unique_ptr<RecordWriter> writer;
+  mutable double last_progress = 0;
+  mutable bool progress_shown = false;
+};
+
+namespace {
+template <typename T>
+std::string to_text(const T& v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+template <typename T>
+T parse_number(const std::string& opt, const std::string& s) {
+  std::istringstream in(s);
+  T v{};
+  in >> v;
+  if (in.fail() || !in.eof())
+    throw UsageError("invalid value '" + s + "' for --" + opt);
+  return v;
+}
+
+double now_seconds() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+}  // namespace
+
+Tool::Tool(std::string name, std::string summary, std::string positional_usage)
+    : name_(std::move(name)),
+      summary_(std::move(summary)),
+      positional_usage_(std::move(positional_usage)),
+      impl_(std::make_unique<Impl>()) {
+  // A closed pipe shows up as EPIPE on write, which ends the run quietly.
+  std::signal(SIGPIPE, SIG_IGN);
+  positional_ = &default_inputs_;
+  add_flag({"-q", "--quiet"}, "no warnings or progress on stderr", &quiet_);
+}
+
+Tool::~Tool() {
+  if (!impl_->tmp_path.empty()) std::remove(impl_->tmp_path.c_str());
+}
+
+#define EDAN_ADD_OPTION(Type)                                                            \
+  void Tool::add(std::initializer_list<const char*> names, const char* metavar,          \
+                 const char* help, Type* target) {                                        \
+    auto o = std::make_unique<Option>();                                                  \
+    o->names.assign(names.begin(), names.end());                                          \
+    o->metavar = metavar;                                                                 \
+    o->help = help;                                                                       \
+    o->default_text = to_text(*target);                                                   \
+    std::string opt = o->long_name();                                                     \
+    o->set = [target, opt](const std::string& s) { *target = parse_number<Type>(opt, s); }; \
+    options_.push_back(std::move(o));                                                     \
+  }
+EDAN_ADD_OPTION(int)
+EDAN_ADD_OPTION(std::int64_t)
+EDAN_ADD_OPTION(double)
+#undef EDAN_ADD_OPTION
+
+void Tool::add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+               std::string* target) {
+  auto o = std::make_unique<Option>();
+  o->names.assign(names.begin(), names.end());
+  o->metavar = metavar;
+  o->help = help;
+  o->default_text = *target;
+  o->set = [target](const std::string& s) { *target = s; };
+  options_.push_back(std::move(o));
+}
+
+void Tool::add(std::initializer_list<const char*> names, const char* metavar, const char* help,
+               std::vector<std::int64_t>* target) {
+  auto o = std::make_unique<Option>();
+  o->names.assign(names.begin(), names.end());
+  o->metavar = metavar;
+  o->help = help;
+  for (std::size_t i = 0; i < target->size(); ++i)
+    o->default_text += (i ? "," : "") + std::to_string((*target)[i]);
+  std::string opt = o->long_name();
+  o->set = [target, opt](const std::string& s) {
+    target->clear();
+    std::istringstream in(s);
+    std::string item;
+    while (std::getline(in, item, ',')) target->push_back(parse_number<std::int64_t>(opt, item));
+    if (target->empty()) throw UsageError("--" + opt + " needs a comma-separated list");
+  };
+  options_.push_back(std::move(o));
+}
+
+void Tool::add_flag(std::initializer_list<const char*> names, const char* help, bool* target) {
+  auto o = std::make_unique<Option>();
+  o->names.assign(names.begin(), names.end());
+  o->help = help;
+  o->flag = true;
+  o->flag_target = target;
+  options_.push_back(std::move(o));
+}
+
+void Tool::positional(const char* metavar, std::vector<std::string>* target, std::size_t min,
+                      std::size_t max) {
+  positional_ = target;
+  pos_min_ = min;
+  pos_max_ = max;
+  if (positional_usage_ == "[FILE]...") positional_usage_ = metavar;
+}
+
+void Tool::epilog(std::string text) { epilog_ = std::move(text); }
+
+void Tool::add_output() {
+  add({"-o", "--output"}, "FILE", "write records to FILE instead of stdout (written atomically)",
+      &output_);
+}
+void Tool::add_threads() {
+  add({"--threads"}, "N", "worker threads; 0 = all cores (default: 0)", &threads_);
+}
+void Tool::add_device() { add({"--device"}, "DEV", "compute device: cpu or cuda", &device_); }
+void Tool::add_seed() {
+  add({"--seed"}, "N", "random seed", &seed_);
+}
+void Tool::add_batch(int default_batch) {
+  batch_ = default_batch;
+  add({"--batch"}, "N", "records per batch", &batch_);
+}
+void Tool::add_shard() {
+  add({"--shard"}, "K/N",
+      "process only the K-th of N interleaved slices of the input (1-based; "
+      "records outside the slice are not written)",
+      &shard_);
+}
+
+int Tool::threads() const {
+  if (threads_ > 0) return threads_;
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+std::vector<std::string> Tool::inputs() const {
+  if (default_inputs_.empty()) return {"-"};
+  return default_inputs_;
+}
+
+std::string Tool::usage_line() const {
+  return "Usage: " + name_ + " [OPTION]... " + positional_usage_;
+}
+
+std::string Tool::help_text() const {
+  std::ostringstream s;
+  s << usage_line() << "\n" << summary_ << "\n\nOptions:\n";
+  auto row = [&](const std::string& left, const std::string& right) {
+    s << "  " << left;
+    if (left.size() < 24)
+      s << std::string(24 - left.size(), ' ');
+    else
+      s << "\n" << std::string(26, ' ');
+    s << right << "\n";
+  };
+  for (const auto& o : options_) {
+    std::string left;
+    for (std::size_t i = 0; i < o->names.size(); ++i) left += (i ? ", " : "") + o->names[i];
+    if (!o->flag) left += " " + o->metavar;
+    std::string right = o->help;
+    if (!o->flag && !o->default_text.empty() && right.find("default") == std::string::npos)
+      right += " (default: " + o->default_text + ")";
+    row(left, right);
+  }
+  row("-h, --help", "show this help and exit");
+  row("-V, --version", "show the version and exit");
+  if (!epilog_.empty()) s << "\n" << epilog_ << "\n";
+  s << "\nExit status: 0 all records fine, 1 some records failed, 2 usage error,\n"
+       "3 fatal error (model, I/O). See man "
+    << name_ << ".\n";
+  return s.str();
+}
+
+std::optional<int> Tool::parse(int argc, char** argv) {
+  po::options_description desc;
+  for (const auto& o : options_) {
+    if (o->flag)
+      desc.add_options()(o->po_name().c_str(), po::bool_switch());
+    else
+      desc.add_options()(o->po_name().c_str(), po::value<std::string>());
+  }
+  desc.add_options()("help,h", po::bool_switch())("version,V", po::bool_switch())(
+      "positional-args", po::value<std::vector<std::string>>());
+  po::positional_options_description pos;
+  pos.add("positional-args", -1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv)
+                  .options(desc)
+                  .positional(pos)
+                  .style(po::command_line_style::unix_style)
+                  .run(),
+              vm);
+    if (vm["help"].as<bool>()) {
+      std::fputs(help_text().c_str(), stdout);
+      return kExitOk;
+    }
+    if (vm["version"].as<bool>()) {
+      std::printf("%s (edan) %s\n", name_.c_str(), kVersion);
+      return kExitOk;
+    }
+    for (const auto& o : options_) {
+      const auto& v = vm[o->long_name()];
+      if (v.empty()) continue;
+      if (o->flag) {
+        if (v.as<bool>()) *o->flag_target = true;
+      } else {
+        o->set(v.as<std::string>());
+      }
+    }
+    std::vector<std::string> args;
+    if (vm.count("positional-args")) args = vm["positional-args"].as<std::vector<std::string>>();
+    if (args.size() < pos_min_)
+      throw UsageError("missing " + positional_usage_);
+    if (args.size() > pos_max_)
+      throw UsageError("too many arguments: '" + args[pos_max_] + "'");
+    *positional_ = args;
+    if (!shard_.empty()) {
+      auto slash = shard_.find('/');
+      if (slash == std::string::npos) throw UsageError("--shard must be K/N, e.g. 2/8");
+      shard_k_ = parse_number<std::size_t>("shard", shard_.substr(0, slash));
+      shard_n_ = parse_number<std::size_t>("shard", shard_.substr(slash + 1));
+      if (shard_n_ == 0 || shard_k_ == 0 || shard_k_ > shard_n_)
+        throw UsageError("--shard " + shard_ + ": need 1 <= K <= N");
+      shard_k_ -= 1;
+    }
+    if (batch_ < 1) throw UsageError("--batch must be at least 1");
+    if (threads_ < 0) throw UsageError("--threads must be 0 (all cores) or more");
+    if (device_ != "cpu" && device_.rfind("cuda", 0) != 0)
+      throw UsageError("--device must be cpu or cuda (got '" + device_ + "')");
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(),
+                 e.what(), name_.c_str());
+    return kExitUsage;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(),
+                 e.what(), name_.c_str());
+    return kExitUsage;
+  }
+  return std::nullopt;
+}
+
+std::FILE* Tool::out() {
+  if (!impl_->writer) {
+    if (!output_.empty() && output_ != "-") {
+      impl_->tmp_path = output_ + ".tmp." + std::to_string(getpid());
+      impl_->out = std::fopen(impl_->tmp_path.c_str(), "wb");
+      if (!impl_->out) {
+        impl_->tmp_path.clear();
+        throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
+      }
+    }
+    impl_->writer = std::make_unique<RecordWriter>(impl_->out);
+  }
+  return impl_->out;
+}
+
+int Tool::run(const std::function<int()>& body) {
+  int rc;
+  struct EndProgress {
+    const Impl& impl;
+    ~EndProgress() {
+      if (impl.progress_shown) std::fputs("\r\033[K", stderr);
+    }
+  } end_progress{*impl_};
+  try {
+    rc = body();
+    out();
+    impl_->writer->flush();
+    if (!impl_->tmp_path.empty()) {
+      if (std::fclose(impl_->out) != 0)
+        throw FatalError(output_ + ": write error: " + std::strerror(errno));
+      impl_->out = stdout;
+      if (std::rename(impl_->tmp_path.c_str(), output_.c_str()) != 0)
+        throw FatalError(output_ + ": cannot rename into place: " + std::strerror(errno));
+      impl_->tmp_path.clear();
+    }
+    return rc;
+  } catch (const BrokenPipe&) {
+    return kExitOk;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(),
+                 e.what(), name_.c_str());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
+    return kExitFatal;
+  }
+}
+
+bool Tool::shard_keeps(std::size_t index) const { return index % shard_n_ == shard_k_; }
+
+void Tool::count(const Record& r) {
+  if (has_error(r)) ++failed_;
+  ++written_;
+}
+
+void Tool::write(const Record& r) {
+  out();
+  impl_->writer->write(r);
+  count(r);
+}
+
+void Tool::emit(const Record& r) { write(r); }
+
+void Tool::for_each_input(const std::function<void(Record&)>& fn) {
+  std::size_t index = 0;
+  for (const auto& path : inputs()) {
+    std::FILE* f = stdin;
+    if (path != "-") {
+      f = std::fopen(path.c_str(), "rb");
+      if (!f) throw FatalError(path + ": cannot open: " + std::strerror(errno));
+    }
+    RecordReader reader(f, path == "-" ? "<stdin>" : path);
+    Record r;
+    try {
+      while (reader.next(r)) {
+        if (shard_keeps(index++)) fn(r);
+      }
+    } catch (...) {
+      if (f != stdin) std::fclose(f);
+      throw;
+    }
+    if (f != stdin) std::fclose(f);
+  }
+}
+
+namespace {
+// The message an exception leaves on a record.
+std::string record_message(const std::exception& e) { return e.what(); }
+}  // namespace
+
+int Tool::map_records(const std::function<void(Record&)>& fn) {
+  std::size_t n = 0;
+  for_each_input([&](Record& r) {
+    if (!has_error(r)) {
+      try {
+        fn(r);
+      } catch (const FatalError&) {
+        throw;
+      } catch (const BrokenPipe&) {
+        throw;
+      } catch (const std::exception& e) {
+        set_error(r, record_message(e));
+      }
+    }
+    write(r);
+    impl_->writer->flush();
+    progress(std::to_string(++n) + " records");
+  });
+  return failed_ ? kExitSomeFailed : kExitOk;
+}
+
+int Tool::flat_map_records(const std::function<std::vector<Record>(Record&)>& fn) {
+  std::size_t n = 0;
+  for_each_input([&](Record& r) {
+    std::vector<Record> outs;
+    if (!has_error(r)) {
+      try {
+        outs = fn(r);
+        if (outs.empty()) throw RecordError("no output for this record");
+      } catch (const FatalError&) {
+        throw;
+      } catch (const BrokenPipe&) {
+        throw;
+      } catch (const std::exception& e) {
+        outs.clear();
+        set_error(r, record_message(e));
+      }
+    }
+    if (outs.empty()) outs.push_back(std::move(r));
+    for (const auto& o : outs) write(o);
+    impl_->writer->flush();
+    progress(std::to_string(++n) + " records");
+  });
+  return failed_ ? kExitSomeFailed : kExitOk;
+}
+
+int Tool::map_batches(const std::function<void(std::vector<Record*>&)>& fn) {
+  std::vector<Record> batch;
+  std::size_t n = 0;
+  auto flush_batch = [&] {
+    std::vector<Record*> live;
+    for (auto& r : batch)
+      if (!has_error(r)) live.push_back(&r);
+    if (!live.empty()) {
+      try {
+        fn(live);
+      } catch (const FatalError&) {
+        throw;
+      } catch (const BrokenPipe&) {
+        throw;
+      } catch (const std::exception& e) {
+        for (auto* r : live) set_error(*r, record_message(e));
+      }
+    }
+    for (const auto& r : batch) write(r);
+    impl_->writer->flush();
+    n += batch.size();
+    batch.clear();
+    progress(std::to_string(n) + " records");
+  };
+  for_each_input([&](Record& r) {
+    batch.push_back(std::move(r));
+    if (batch.size() >= static_cast<std::size_t>(batch_)) flush_batch();
+  });
+  if (!batch.empty()) flush_batch();
+  return failed_ ? kExitSomeFailed : kExitOk;
+}
+
+int Tool::generate(const std::function<void()>& fn) {
+  fn();
+  return failed_ ? kExitSomeFailed : kExitOk;
+}
+
+void Tool::warn(const std::string& msg) const {
+  if (!quiet_) std::fprintf(stderr, "%s: %s\n", name_.c_str(), msg.c_str());
+}
+
+void Tool::error(const std::string& msg) const {
+  std::fprintf(stderr, "%s: %s\n", name_.c_str(), msg.c_str());
+}
+
+void Tool::progress(const std::string& status) const {
+  if (quiet_ || !isatty(STDERR_FILENO)) return;
+  double t = now_seconds();
+  if (t - impl_->last_progress < 0.25) return;
+  impl_->last_progress = t;
+  impl_->progress_shown = true;
+  std::fprintf(stderr, "\r%s: %s\033[K", name_.c_str(), status.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace edan::cli

@@ -1,0 +1,161 @@
+#include "edan/record.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "edan/error.hpp"
+
+namespace edan {
+namespace json = boost::json;
+
+Record parse_line(std::string_view line, std::size_t line_no, std::string_view source) {
+  std::size_t first = line.find_first_not_of(" \t\r");
+  std::string_view body = first == std::string_view::npos ? std::string_view{} : line.substr(first);
+  while (!body.empty() && (body.back() == '\r' || body.back() == ' ' || body.back() == '\t'))
+    body.remove_suffix(1);
+
+  Record r;
+  auto fail = [&](const std::string& why) {
+    r.clear();
+    r["error"] = std::string(source) + ":" + std::to_string(line_no) + ": " + why;
+    r["line"] = static_cast<std::int64_t>(line_no);
+    return r;
+  };
+  if (body.empty() || (body.front() != '{' && body.front() != '[')) {
+    // A bare path. Keep the line as it is (paths may end in spaces, rarely).
+    std::string path(line);
+    if (!path.empty() && path.back() == '\r') path.pop_back();
+    r["image"] = path;
+    return r;
+  }
+  json::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) return fail("invalid JSON: " + ec.message());
+  if (!v.is_object()) return fail("a record must be a JSON object");
+  return std::move(v.as_object());
+}
+
+std::string to_line(const Record& r) { return json::serialize(r); }
+
+RecordReader::RecordReader(std::FILE* in, std::string source, std::size_t max_line_bytes)
+    : in_(in), source_(std::move(source)), max_line_(max_line_bytes) {}
+
+bool RecordReader::next(Record& out) {
+  for (;;) {
+    buf_.clear();
+    bool too_long = false, any = false;
+    int c;
+    while ((c = std::getc(in_)) != EOF) {
+      any = true;
+      if (c == '\n') break;
+      if (buf_.size() < max_line_)
+        buf_.push_back(static_cast<char>(c));
+      else
+        too_long = true;
+    }
+    if (c == EOF && std::ferror(in_))
+      throw FatalError(source_ + ": read error: " + std::strerror(errno));
+    if (!any) return false;
+    ++line_no_;
+    if (too_long) {
+      buf_.clear();
+      buf_.shrink_to_fit();
+      out = Record{};
+      out["error"] = source_ + ":" + std::to_string(line_no_) + ": line longer than " +
+                     std::to_string(max_line_) + " bytes";
+      out["line"] = static_cast<std::int64_t>(line_no_);
+      return true;
+    }
+    if (buf_.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank
+    out = parse_line(buf_, line_no_, source_);
+    if (buf_.capacity() > (std::size_t{1} << 20)) buf_.shrink_to_fit();
+    return true;
+  }
+}
+
+namespace {
+[[noreturn]] void write_failed() {
+  if (errno == EPIPE) throw BrokenPipe{};
+  throw FatalError(std::string("write error: ") + std::strerror(errno));
+}
+}  // namespace
+
+void RecordWriter::write(const Record& r) {
+  std::string s = json::serialize(r);
+  s.push_back('\n');
+  errno = 0;
+  if (std::fwrite(s.data(), 1, s.size(), out_) != s.size()) write_failed();
+}
+
+void RecordWriter::flush() {
+  errno = 0;
+  if (std::fflush(out_) != 0) write_failed();
+}
+
+bool has_error(const Record& r) { return r.contains("error"); }
+
+void set_error(Record& r, std::string_view message) { r["error"] = message; }
+
+std::optional<std::string> get_string(const Record& r, std::string_view key) {
+  auto it = r.find(key);
+  if (it == r.end() || it->value().is_null()) return std::nullopt;
+  if (!it->value().is_string())
+    throw RecordError("field \"" + std::string(key) + "\" must be a string");
+  return std::string(it->value().as_string());
+}
+
+namespace {
+std::optional<double> number_of(const json::value& v) {
+  if (v.is_double()) return v.as_double();
+  if (v.is_int64()) return static_cast<double>(v.as_int64());
+  if (v.is_uint64()) return static_cast<double>(v.as_uint64());
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<double> get_number(const Record& r, std::string_view key) {
+  auto it = r.find(key);
+  if (it == r.end() || it->value().is_null()) return std::nullopt;
+  auto d = number_of(it->value());
+  if (!d) throw RecordError("field \"" + std::string(key) + "\" must be a number");
+  return d;
+}
+
+std::optional<Shape> get_shape(const Record& r, std::string_view key) {
+  auto it = r.find(key);
+  if (it == r.end() || it->value().is_null()) return std::nullopt;
+  const std::string name(key);
+  auto bad = [&](const std::string& why) {
+    return RecordError("field \"" + name + "\": " + why);
+  };
+  if (!it->value().is_array()) throw bad("must be an array of 68 [x, y] pairs");
+  const auto& arr = it->value().as_array();
+  if (arr.size() != kNumLandmarks)
+    throw bad("has " + std::to_string(arr.size()) + " points, expected 68");
+  Shape s;
+  s.reserve(kNumLandmarks);
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    const auto& p = arr[i];
+    if (!p.is_array() || p.as_array().size() != 2) throw bad("point " + std::to_string(i) + " is not an [x, y] pair");
+    auto x = number_of(p.as_array()[0]);
+    auto y = number_of(p.as_array()[1]);
+    if (!x || !y) throw bad("point " + std::to_string(i) + " is not numeric");
+    if (!std::isfinite(*x) || !std::isfinite(*y))
+      throw bad("point " + std::to_string(i) + " is not finite");
+    s.push_back({*x, *y});
+  }
+  return s;
+}
+
+json::array shape_to_json(const Shape& s) {
+  json::array a;
+  a.reserve(s.size());
+  for (const auto& p : s) {
+    // Two decimals: sub-pixel precision without bloating the records.
+    a.push_back(json::array{std::round(p.x * 100) / 100, std::round(p.y * 100) / 100});
+  }
+  return a;
+}
+
+}  // namespace edan

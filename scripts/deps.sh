@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install every Debian 12 package edan needs. Idempotent: exits quickly when
+# everything is already present. Run as root (or with sudo available).
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config ninja-build
+  libtorch-dev
+  libopencv-dev opencv-data
+  libboost-program-options1.81-dev libboost-json1.81-dev
+  libdlib-dev libdlib-data
+  libgtest-dev googletest bats
+  libopenblas0-openmp
+  libpng-dev parallel
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

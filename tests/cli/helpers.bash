@@ -1,0 +1,18 @@
+# Shared setup for the BATS suites. EDAN_BIN is set by `make cli`.
+: "${EDAN_BIN:=$BATS_TEST_DIRNAME/../../build/bin}"
+EDAN_SRC="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+EDAN_DATA="${EDAN_DATA:-$EDAN_SRC/../shared/data}"
+export PATH="$EDAN_BIN:$PATH"
+
+setup() {
+  TMP="$BATS_TEST_TMPDIR"
+  cd "$TMP"
+}
+
+# Skips the test when the shared datasets are absent.
+require_data() {
+  [ -d "$EDAN_DATA/$1" ] || skip "shared data $1 not found at $EDAN_DATA"
+}
+
+# Counts lines of a file or stdin.
+count_lines() { wc -l < "${1:-/dev/stdin}" | tr -d ' '; }

@@ -1,0 +1,73 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "edan/error.hpp"
+#include "edan/record.hpp"
+
+using edan::Record;
+
+TEST(Record_ParseLine, objectKeepsKeyOrder) {
+  Record r = edan::parse_line(R"({"z":1,"image":"a.png","b":[1,2],"a":{"x":null}})", 1);
+  EXPECT_EQ(edan::to_line(r), R"({"z":1,"image":"a.png","b":[1,2],"a":{"x":null}})");
+}
+
+TEST(Record_ParseLine, barePathBecomesImage) {
+  Record r = edan::parse_line("photos/my face.jpg", 3);
+  EXPECT_EQ(edan::to_line(r), R"({"image":"photos/my face.jpg"})");
+}
+
+TEST(Record_ParseLine, malformedJsonNamesLine) {
+  Record r = edan::parse_line(R"({"image": "a.png", )", 42, "in.jsonl");
+  ASSERT_TRUE(edan::has_error(r));
+  std::string err(r["error"].as_string());
+  EXPECT_NE(err.find("in.jsonl:42:"), std::string::npos) << err;
+  EXPECT_EQ(r["line"].as_int64(), 42);
+}
+
+TEST(Record_ParseLine, nonObjectIsError) {
+  Record r = edan::parse_line("[1,2,3]", 7);
+  EXPECT_TRUE(edan::has_error(r));
+}
+
+TEST(Record_Reader, skipsBlankLinesAndBoundsLongLines) {
+  std::string text = "{\"a\":1}\n\n   \n" + std::string(100, 'x') + "\n{\"b\":2}";
+  std::FILE* f = fmemopen(text.data(), text.size(), "r");
+  edan::RecordReader reader(f, "mem", /*max_line_bytes=*/50);
+  Record r;
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(edan::to_line(r), R"({"a":1})");
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_TRUE(edan::has_error(r));
+  EXPECT_EQ(r["line"].as_int64(), 4);
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(edan::to_line(r), R"({"b":2})");
+  EXPECT_FALSE(reader.next(r));
+  std::fclose(f);
+}
+
+TEST(Record_Fields, shapeRoundTrip) {
+  edan::Shape s;
+  for (int i = 0; i < 68; ++i) s.push_back({i * 1.25, 100 - i * 0.5});
+  Record r;
+  r["landmarks"] = edan::shape_to_json(s);
+  Record back = edan::parse_line(edan::to_line(r), 1);
+  auto got = edan::get_shape(back, "landmarks");
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 68u);
+  for (int i = 0; i < 68; ++i) {
+    EXPECT_DOUBLE_EQ((*got)[i].x, s[i].x);
+    EXPECT_DOUBLE_EQ((*got)[i].y, s[i].y);
+  }
+}
+
+TEST(Record_Fields, malformedShapeThrows) {
+  Record r = edan::parse_line(R"({"landmarks":[[1,2],[3,4]]})", 1);
+  EXPECT_THROW(edan::get_shape(r, "landmarks"), edan::RecordError);
+  Record s = edan::parse_line(R"({"landmarks":"nope"})", 1);
+  EXPECT_THROW(edan::get_shape(s, "landmarks"), edan::RecordError);
+  Record t = edan::parse_line(R"({"x":"str"})", 1);
+  EXPECT_THROW(edan::get_number(t, "x"), edan::RecordError);
+  EXPECT_FALSE(edan::get_shape(t, "landmarks"));
+}
