@@ -16,3 +16,4 @@ require_data() {
 
 # Counts lines of a file or stdin.
 count_lines() { wc -l < "${1:-/dev/stdin}" | tr -d ' '; }
+: "${EDAN_TESTS_BIN:=$BATS_TEST_DIRNAME/../../build/tests}"   # test fixtures (e.g. make-model)

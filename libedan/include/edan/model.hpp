@@ -50,8 +50,10 @@ struct DanOutput {
 };
 
 // One DAN stage: VGG-like body (4 blocks of conv3x3-BN-ReLU ×2, maxpool 2,
-// dropout) → fc1 → landmark offsets (136), plus (last stage only) emotion
-// logits from fc1. Stage t>1 takes 3 input channels (image, heatmap,
+// dropout) → fc1 → landmark offsets (136), and emotion logits from fc1. Each
+// stage has its own emotion head so that it can be trained with the joint
+// loss while it is the last stage; the model's prediction always comes from
+// the last stage's head. Stage t>1 takes 3 input channels (image, heatmap,
 // feature image) passed through BatchNorm first.
 class DanStageImpl : public torch::nn::Module {
  public:
