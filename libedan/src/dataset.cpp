@@ -325,36 +325,38 @@ void index_affectnet_csv(const IndexOptions& opt, const std::string& root,
     const std::string images =
         opt.images.empty() ? fs::path(path).parent_path().generic_string() : opt.images;
     const auto split = canonical_split(stem(path));
+    const std::size_t path_col = csv.cols->require("subDirectory_filePath");
     std::vector<std::string> fields;
     std::string error;
     while (csv.next(fields, error)) {
       Record r;
-      AffectnetRow a;
+      // The image is named even when the rest of the row is bad.
+      if (error.empty() && path_col < fields.size() && !trim(fields[path_col]).empty())
+        r["image"] = join_path(images.empty() ? "." : images, trim(fields[path_col]));
+      r["dataset"] = dataset;
+      if (split) r["split"] = *split;
       try {
         if (!error.empty()) throw RecordError(error);
-        a = parse_affectnet_row(fields, *csv.cols);
+        AffectnetRow a = parse_affectnet_row(fields, *csv.cols);
+        r["label"] = affectnet_label(a.expression);
+        boost::json::array box;
+        for (double v : a.box) {
+          // Integral pixel boxes stay integers in the record.
+          if (v == std::floor(v) && std::abs(v) < 1e15)
+            box.push_back(static_cast<std::int64_t>(v));
+          else
+            box.push_back(v);
+        }
+        r["box"] = std::move(box);
+        if (a.landmarks) r["landmarks"] = shape_to_json(*a.landmarks);
+        if (a.valence) r["valence"] = *a.valence;
+        if (a.arousal) r["arousal"] = *a.arousal;
       } catch (const RecordError& e) {
-        r["dataset"] = dataset;
+        r.erase("label");
         r["line"] = csv.reader.line_no();
         emit(error_record(std::move(r), error.empty() ? csv.where() + e.what() : error));
         continue;
       }
-      r["image"] = join_path(images.empty() ? "." : images, a.path);
-      try {
-        r["label"] = affectnet_label(a.expression);
-      } catch (const RecordError& e) {
-        r["dataset"] = dataset;
-        r["line"] = csv.reader.line_no();
-        if (split) r["split"] = *split;
-        emit(error_record(std::move(r), csv.where() + e.what()));
-        continue;
-      }
-      r["dataset"] = dataset;
-      if (split) r["split"] = *split;
-      r["box"] = boost::json::array{a.box[0], a.box[1], a.box[2], a.box[3]};
-      if (a.landmarks) r["landmarks"] = shape_to_json(*a.landmarks);
-      if (a.valence) r["valence"] = *a.valence;
-      if (a.arousal) r["arousal"] = *a.arousal;
       emit(r);
     }
   }
