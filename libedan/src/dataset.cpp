@@ -640,7 +640,7 @@ bool CsvReader::next(std::string& text) {
     text += line;
     // Quotes come in pairs in a complete record ("" inside a field too).
     if (std::count(line.begin(), line.end(), '"') % 2 != 0) open = !open;
-    if (!open) return true;
+    if (!open || text.size() > max_record_) return true;
   }
   // End of input inside a quoted field: hand back what there is, the parser
   // reports the unclosed quote.
@@ -738,6 +738,7 @@ AffectnetRow parse_affectnet_row(const std::vector<std::string>& fields, const C
     std::vector<double> values;
     std::size_t start = 0;
     std::string_view m = trim(marks);
+    if (m.size() > 1 && m.back() == ';') m.remove_suffix(1);
     while (start <= m.size()) {
       std::size_t semi = m.find(';', start);
       if (semi == std::string_view::npos) semi = m.size();

@@ -305,6 +305,21 @@ TEST(Dataset_CsvReader, joinsQuotedNewlinesAndCountsLines) {
   EXPECT_FALSE(reader.next(text));
 }
 
+TEST(Dataset_CsvReader, boundsAnUnclosedQuote) {
+  std::istringstream in("\"a\nbbbbbbbbbb\ncc\nd,e\n");
+  edan::CsvReader reader(in, /*max_record_bytes=*/8);
+  std::string text;
+  ASSERT_TRUE(reader.next(text));
+  EXPECT_EQ(text, "\"a\nbbbbbbbbbb");
+  EXPECT_NE(record_error([&] { edan::parse_csv_record(text); }), "");
+  ASSERT_TRUE(reader.next(text));
+  EXPECT_EQ(text, "cc");
+  EXPECT_EQ(reader.line_no(), 3u);
+  ASSERT_TRUE(reader.next(text));
+  EXPECT_EQ(text, "d,e");
+  EXPECT_FALSE(reader.next(text));
+}
+
 TEST(Dataset_CsvColumns, findsNamesAnyCase) {
   CsvColumns cols(Fields{"emotion", " pixels ", "Usage"});
   EXPECT_EQ(cols.find("usage"), 2u);
@@ -380,6 +395,11 @@ TEST(Dataset_ParseAffectnetRow, boxLandmarksExpression) {
   EXPECT_EQ(a.expression, 1);
   EXPECT_EQ(a.valence, 0.5);
   EXPECT_EQ(a.arousal, -0.25);
+  auto trailing = edan::parse_affectnet_row(
+      {"c.jpg", "0", "0", "5", "5", landmarks_text(136) + ";", "2"}, cols);
+  ASSERT_TRUE(trailing.landmarks);
+  EXPECT_DOUBLE_EQ((*trailing.landmarks)[67].y, 135.25);
+  EXPECT_FALSE(trailing.valence);
   auto no_marks = edan::parse_affectnet_row({"b.jpg", "0", "0", "5", "5", "", "10", "", ""}, cols);
   EXPECT_FALSE(no_marks.landmarks);
   EXPECT_EQ(no_marks.expression, 10);

@@ -133,18 +133,24 @@ Shape pts_to_pixel_centres(Shape s, double base);
 std::vector<std::string> parse_csv_record(std::string_view text);
 
 // Reads CSV records from a stream, joining physical lines while a quoted
-// field is open. Memory is bounded by the longest record.
+// field is open.
 class CsvReader {
  public:
-  explicit CsvReader(std::istream& in) : in_(in) {}
+  static constexpr std::size_t kDefaultMaxRecord = std::size_t{16} << 20;  // 16 MiB
+  explicit CsvReader(std::istream& in, std::size_t max_record_bytes = kDefaultMaxRecord)
+      : in_(in), max_record_(max_record_bytes) {}
   // The next record's text (without its final newline) in `text`; false at
-  // the end of input. Blank lines are skipped.
+  // the end of input. Blank lines are skipped. A quote left open at the end
+  // of input, or one that would make the record longer than
+  // max_record_bytes, ends the record there: parse_csv_record() then
+  // reports the unclosed quote, and reading goes on with the next line.
   bool next(std::string& text);
   // The physical line (1-based) on which the last record started.
   std::size_t line_no() const { return record_line_; }
 
  private:
   std::istream& in_;
+  std::size_t max_record_;
   std::size_t line_ = 0, record_line_ = 0;
 };
 
@@ -174,7 +180,8 @@ struct Fer2013Row {
 // 4 sad, 5 surprise, 6 neutral. pixels: 2304 integers 0..255 separated by
 // spaces. Usage (column optional): Training -> train, PublicTest -> val,
 // PrivateTest -> test. Throws RecordError for a missing field, an unknown
-// emotion code or Usage, a wrong pixel count or a pixel out of range.
+// emotion code or Usage, a wrong pixel count or a pixel out of range;
+// FatalError when `cols` has no emotion or pixels column.
 Fer2013Row parse_fer2013_row(const std::vector<std::string>& fields, const CsvColumns& cols);
 
 // --- AffectNet CSV ---------------------------------------------------------------------
@@ -189,10 +196,11 @@ struct AffectnetRow {
 // One row of AffectNet's training.csv / validation.csv (columns
 // subDirectory_filePath, face_x, face_y, face_width, face_height,
 // facial_landmarks, expression, and optionally valence, arousal). Landmarks
-// are 136 numbers separated by ';' (x1;y1;x2;y2;...). Throws RecordError
-// for a missing or empty path, a non-numeric or negative box, a box without
-// area, landmarks that are not 136 finite numbers, or an expression that is
-// not an integer 0..10.
+// are 136 numbers separated by ';' (x1;y1;x2;y2;...; one trailing ';' is
+// allowed). Throws RecordError for a missing or empty path, a non-numeric or
+// negative box, a box without area, landmarks that are not 136 finite
+// numbers, or an expression that is not an integer 0..10; FatalError when
+// `cols` lacks one of the required columns.
 AffectnetRow parse_affectnet_row(const std::vector<std::string>& fields, const CsvColumns& cols);
 
 // Canonical label of an AffectNet expression code: 0 neutral, 1 happy, 2 sad,
