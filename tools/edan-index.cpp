@@ -25,8 +25,7 @@ int main(int argc, char** argv) {
   tool.positional("DIR...", &opt.roots, /*min=*/1);
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
-    return tool.generate([&] {
-      edan::index_dataset(opt, [&](const edan::Record& r) { tool.emit(r); });
-    });
+    return tool.generate(
+        [&] { edan::index_dataset(opt, [&](const edan::Record& r) { tool.emit(r); }); });
   });
 }

@@ -35,15 +35,13 @@ std::string_view trim(std::string_view s) {
 }
 
 bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isdigit(c) != 0;
-  });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
 }
 
 bool all_alpha(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
-    return std::isalpha(c) != 0;
-  });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalpha(c) != 0; });
 }
 
 // A quoted excerpt of untrusted text for an error message (bounded length).
@@ -138,7 +136,7 @@ void require_dir(const std::string& dir) {
 
 void index_folders(const IndexOptions& opt, Layout layout, const std::string& root,
                    const std::function<void(const Record&)>& emit) {
-  const std::string fallback = layout == Layout::kCkplus   ? std::string("ckplus")
+  const std::string fallback = layout == Layout::kCkplus  ? std::string("ckplus")
                                : layout == Layout::kJaffe ? std::string("jaffe")
                                                           : dir_name(root);
   const std::string dataset = dataset_name(opt, fallback);
@@ -302,8 +300,8 @@ void index_fer2013_csv(const IndexOptions& opt, const std::string& root,
       cv::Mat mat(kFer2013Size, kFer2013Size, CV_8U, f.pixels.data());
       std::vector<unsigned char> png;
       if (!cv::imencode(".png", mat, png)) throw FatalError(image + ": cannot encode PNG");
-      write_file_atomic(image, std::string_view(reinterpret_cast<const char*>(png.data()),
-                                                png.size()));
+      write_file_atomic(image,
+                        std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
       Record out;
       out["image"] = image;
       out["label"] = f.label;
@@ -386,10 +384,18 @@ void index_dataset(const IndexOptions& opt, const std::function<void(const Recor
     switch (layout) {
       case Layout::kFolders:
       case Layout::kJaffe:
-      case Layout::kCkplus: index_folders(opt, layout, root, emit); break;
-      case Layout::k300w: index_300w(opt, root, emit); break;
-      case Layout::kFer2013Csv: index_fer2013_csv(opt, root, emit); break;
-      case Layout::kAffectnetCsv: index_affectnet_csv(opt, root, emit); break;
+      case Layout::kCkplus:
+        index_folders(opt, layout, root, emit);
+        break;
+      case Layout::k300w:
+        index_300w(opt, root, emit);
+        break;
+      case Layout::kFer2013Csv:
+        index_fer2013_csv(opt, root, emit);
+        break;
+      case Layout::kAffectnetCsv:
+        index_affectnet_csv(opt, root, emit);
+        break;
     }
   }
 }
@@ -400,8 +406,8 @@ bool is_image_file(std::string_view path) {
   std::string name = base_name(path);
   auto dot = name.rfind('.');
   if (dot == std::string::npos || dot == 0) return false;
-  static const char* const kExts[] = {"jpg", "jpeg", "png", "bmp", "tif",
-                                      "tiff", "pgm", "ppm", "webp"};
+  static const char* const kExts[] = {"jpg",  "jpeg", "png", "bmp", "tif",
+                                      "tiff", "pgm",  "ppm", "webp"};
   std::string ext = lower(std::string_view(name).substr(dot + 1));
   return std::any_of(std::begin(kExts), std::end(kExts), [&](const char* e) { return ext == e; });
 }
@@ -490,8 +496,9 @@ CkplusName parse_ckplus_name(std::string_view file_name) {
   if (dot != std::string_view::npos) s = s.substr(0, dot);
   auto u1 = s.find('_');
   auto u2 = u1 == std::string_view::npos ? u1 : s.find('_', u1 + 1);
-  const std::string why = "not a CK+ name (S<subject>_<sequence>_<frame>, e.g. "
-                          "S005_001_00000010.png): ";
+  const std::string why =
+      "not a CK+ name (S<subject>_<sequence>_<frame>, e.g. "
+      "S005_001_00000010.png): ";
   if (u2 == std::string_view::npos || s.find('_', u2 + 1) != std::string_view::npos)
     throw RecordError(why + quote(file_name));
   std::string_view subject = s.substr(0, u1), seq = s.substr(u1 + 1, u2 - u1 - 1),
@@ -720,8 +727,8 @@ Fer2013Row parse_fer2013_row(const std::vector<std::string>& fields, const CsvCo
 
 AffectnetRow parse_affectnet_row(const std::vector<std::string>& fields, const CsvColumns& cols) {
   AffectnetRow row;
-  row.path = std::string(trim(field_at(fields, cols.require("subDirectory_filePath"),
-                                       "subDirectory_filePath")));
+  row.path = std::string(
+      trim(field_at(fields, cols.require("subDirectory_filePath"), "subDirectory_filePath")));
   if (row.path.empty()) throw RecordError("empty subDirectory_filePath");
   const char* const kBox[] = {"face_x", "face_y", "face_width", "face_height"};
   for (int k = 0; k < 4; ++k) {
@@ -732,8 +739,7 @@ AffectnetRow parse_affectnet_row(const std::vector<std::string>& fields, const C
     row.box[k] = *v;
   }
   if (row.box[2] <= 0 || row.box[3] <= 0) throw RecordError("face box has no area");
-  const std::string& marks =
-      field_at(fields, cols.require("facial_landmarks"), "facial_landmarks");
+  const std::string& marks = field_at(fields, cols.require("facial_landmarks"), "facial_landmarks");
   if (!trim(marks).empty()) {
     std::vector<double> values;
     std::size_t start = 0;
@@ -763,7 +769,8 @@ AffectnetRow parse_affectnet_row(const std::vector<std::string>& fields, const C
     throw RecordError("expression " + quote(expr) + " is not a code 0..10");
   row.expression = static_cast<int>(*code);
   using Optional = std::pair<const char*, std::optional<double>*>;
-  for (auto [name, target] : {Optional{"valence", &row.valence}, Optional{"arousal", &row.arousal}}) {
+  for (auto [name, target] :
+       {Optional{"valence", &row.valence}, Optional{"arousal", &row.arousal}}) {
     auto col = cols.find(name);
     if (!col || *col >= fields.size() || trim(fields[*col]).empty()) continue;
     auto v = to_double(fields[*col]);

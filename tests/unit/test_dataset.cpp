@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -61,8 +60,8 @@ std::string landmarks_text(int count) {
 struct TempDir {
   fs::path path;
   explicit TempDir(const std::string& name) {
-    path = fs::path(::testing::TempDir()) /
-           ("edan-dataset-" + name + "-" + std::to_string(getpid()));
+    path =
+        fs::path(::testing::TempDir()) / ("edan-dataset-" + name + "-" + std::to_string(getpid()));
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -102,8 +101,8 @@ TEST(Dataset_ParseLayout, namesEveryLayoutAndRejectsOthers) {
 }
 
 TEST(Dataset_IsImageFile, knownExtensionsAnyCase) {
-  for (const char* p : {"a.jpg", "a.JPEG", "d/a.png", "a.bmp", "a.tif", "x.y.TIFF", "a.pgm",
-                        "a.ppm", "a.webp"})
+  for (const char* p :
+       {"a.jpg", "a.JPEG", "d/a.png", "a.bmp", "a.tif", "x.y.TIFF", "a.pgm", "a.ppm", "a.webp"})
     EXPECT_TRUE(edan::is_image_file(p)) << p;
   for (const char* p : {"a.pts", "a.txt", "jpg", ".jpg", "dir.jpg/README", "a.jpg.bak", ""})
     EXPECT_FALSE(edan::is_image_file(p)) << p;
@@ -165,8 +164,8 @@ TEST(Dataset_ParseFolderLabel, classFromParentSplitFromGrandparent) {
 }
 
 TEST(Dataset_ParseFolderLabel, unknownClassNamesTheFolder) {
-  EXPECT_TRUE(contains(record_error([] { edan::parse_folder_label("d/train/smirk/1.jpg"); }),
-                       "'smirk'"));
+  EXPECT_TRUE(
+      contains(record_error([] { edan::parse_folder_label("d/train/smirk/1.jpg"); }), "'smirk'"));
   EXPECT_NE(record_error([] { edan::parse_folder_label("1.jpg"); }), "");
   EXPECT_NE(record_error([] { edan::parse_folder_label(""); }), "");
 }
@@ -184,9 +183,9 @@ TEST(Dataset_ParseJaffeName, subjectAndLabel) {
 }
 
 TEST(Dataset_ParseJaffeName, malformedNamesThrow) {
-  for (const char* bad : {"", "KA.HA1.tiff", "KA.HA1.29.30.tiff", "K1.HA1.29.tiff",
-                          "KA.H1.29.tiff", "KA.HAP1.29.tiff", "KA.HAx.29.tiff", "KA.HA1.2x.tiff",
-                          ".HA1.29.tiff", "KA..29.tiff"})
+  for (const char* bad :
+       {"", "KA.HA1.tiff", "KA.HA1.29.30.tiff", "K1.HA1.29.tiff", "KA.H1.29.tiff",
+        "KA.HAP1.29.tiff", "KA.HAx.29.tiff", "KA.HA1.2x.tiff", ".HA1.29.tiff", "KA..29.tiff"})
     EXPECT_NE(record_error([&] { edan::parse_jaffe_name(bad); }), "") << bad;
   EXPECT_TRUE(contains(record_error([] { edan::parse_jaffe_name("KA.CO1.29.tiff"); }), "'CO'"));
 }
@@ -234,9 +233,7 @@ TEST(Dataset_PtsToPixelCentres, subtractsTheBase) {
 }
 
 TEST(Dataset_ParsePts, malformedFilesSayWhatIsWrong) {
-  auto err = [](const std::string& text) {
-    return record_error([&] { edan::parse_pts(text); });
-  };
+  auto err = [](const std::string& text) { return record_error([&] { edan::parse_pts(text); }); };
   EXPECT_TRUE(contains(err(pts_text(68, 67)), "found 67 points")) << err(pts_text(68, 67));
   EXPECT_TRUE(contains(err(pts_text(68, 69)), "found 69 points"));
   EXPECT_TRUE(contains(err(pts_text(5, 5)), "n_points is 5"));
@@ -273,8 +270,7 @@ TEST(Dataset_ParseCsvRecord, plainQuotedAndEmptyFields) {
   EXPECT_EQ(edan::parse_csv_record("a,,c,"), (Fields{"a", "", "c", ""}));
   EXPECT_EQ(edan::parse_csv_record(""), (Fields{""}));
   EXPECT_EQ(edan::parse_csv_record("x\r"), (Fields{"x"}));
-  EXPECT_EQ(edan::parse_csv_record(R"("a,b","say ""hi""",c)"),
-            (Fields{"a,b", R"(say "hi")", "c"}));
+  EXPECT_EQ(edan::parse_csv_record(R"("a,b","say ""hi""",c)"), (Fields{"a,b", R"(say "hi")", "c"}));
   EXPECT_EQ(edan::parse_csv_record("\"line1\nline2\",\"\""), (Fields{"line1\nline2", ""}));
 }
 
@@ -374,9 +370,9 @@ TEST(Dataset_ParseFer2013Row, malformedRowsThrow) {
 // --- AffectNet rows ---------------------------------------------------------------------------
 
 namespace {
-const Fields kAffectnetHeader{"subDirectory_filePath", "face_x", "face_y", "face_width",
-                              "face_height", "facial_landmarks", "expression", "valence",
-                              "arousal"};
+const Fields kAffectnetHeader{
+    "subDirectory_filePath", "face_x",     "face_y",  "face_width", "face_height",
+    "facial_landmarks",      "expression", "valence", "arousal"};
 }
 
 TEST(Dataset_ParseAffectnetRow, boxLandmarksExpression) {
@@ -416,8 +412,8 @@ TEST(Dataset_ParseAffectnetRow, malformedRowsThrow) {
   EXPECT_TRUE(contains(err({"a", "1", "1", "0", "5", lm, "1"}), "no area"));
   EXPECT_TRUE(contains(err({"a", "1", "1", "5", "5", landmarks_text(135), "1"}), "135 numbers"));
   EXPECT_TRUE(contains(err({"a", "1", "1", "5", "5", lm + ";1", "1"}), "137 numbers"));
-  EXPECT_TRUE(contains(err({"a", "1", "1", "5", "5", "nan;" + landmarks_text(135), "1"}),
-                       "value 1"));
+  EXPECT_TRUE(
+      contains(err({"a", "1", "1", "5", "5", "nan;" + landmarks_text(135), "1"}), "value 1"));
   EXPECT_TRUE(contains(err({"a", "1", "1", "5", "5", "1;;2", "1"}), "value 2"));
   EXPECT_TRUE(contains(err({"a", "1", "1", "5", "5", lm, "11"}), "'11'"));
   EXPECT_NE(err({"a", "1", "1", "5", "5", lm, "1.5"}), "");
@@ -427,7 +423,7 @@ TEST(Dataset_ParseAffectnetRow, malformedRowsThrow) {
 }
 
 TEST(Dataset_AffectnetLabel, codesAndNonEmotions) {
-  const char* expected[] = {"neutral", "happy", "sad",   "surprise",
+  const char* expected[] = {"neutral", "happy",   "sad",   "surprise",
                             "fear",    "disgust", "anger", "contempt"};
   for (int code = 0; code < 8; ++code) EXPECT_EQ(edan::affectnet_label(code), expected[code]);
   EXPECT_TRUE(contains(record_error([] { edan::affectnet_label(8); }), "None"));

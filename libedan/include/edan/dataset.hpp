@@ -187,10 +187,10 @@ Fer2013Row parse_fer2013_row(const std::vector<std::string>& fields, const CsvCo
 // --- AffectNet CSV ---------------------------------------------------------------------
 
 struct AffectnetRow {
-  std::string path;                  // subDirectory_filePath
-  std::array<double, 4> box{};       // face_x, face_y, face_width, face_height
-  std::optional<Shape> landmarks;    // 68 points; nullopt when the field is empty
-  int expression = -1;               // 0..10
+  std::string path;                // subDirectory_filePath
+  std::array<double, 4> box{};     // face_x, face_y, face_width, face_height
+  std::optional<Shape> landmarks;  // 68 points; nullopt when the field is empty
+  int expression = -1;             // 0..10
   std::optional<double> valence, arousal;
 };
 // One row of AffectNet's training.csv / validation.csv (columns
