@@ -17,8 +17,8 @@ int main(int argc, char** argv) {
   tool.add({"--group-by"}, "G",
            "class (gradcam.class, the emotion the map is for) or label (default: class)",
            &opt.group_by);
-  tool.add_flag({"--per-image"},
-                "also the distribution of each image's own overlap per emotion", &opt.per_image);
+  tool.add_flag({"--per-image"}, "also the distribution of each image's own overlap per emotion",
+                &opt.per_image);
   tool.add({"-f", "--format"}, "F", "json or markdown (default: json)", &format);
   tool.add_output();
   if (auto rc = tool.parse(argc, argv)) return *rc;

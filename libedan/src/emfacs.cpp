@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -66,9 +66,9 @@ struct Formula {
   const char* emotion;
   const char* aus;
 };
-const Formula kFormulas[] = {{"happy", "6+12"},          {"sad", "1+4+15"},
-                             {"surprise", "1+2+5B+26"},  {"fear", "1+2+4+5+7+20+26"},
-                             {"disgust", "9+15+16"},     {"anger", "4+5+7+23"},
+const Formula kFormulas[] = {{"happy", "6+12"},         {"sad", "1+4+15"},
+                             {"surprise", "1+2+5B+26"}, {"fear", "1+2+4+5+7+20+26"},
+                             {"disgust", "9+15+16"},    {"anger", "4+5+7+23"},
                              {"contempt", "R12A+R14A"}};
 
 std::vector<EmfacsEntry> make_emfacs() {
@@ -125,8 +125,7 @@ std::string fixed(double x, int digits = 3) {
 std::vector<double> activation_of(const json::object& g) {
   auto it = g.find("landmark_activation");
   if (it == g.end()) throw RecordError("gradcam.landmark_activation missing");
-  if (!it->value().is_array())
-    throw RecordError("gradcam.landmark_activation: not an array");
+  if (!it->value().is_array()) throw RecordError("gradcam.landmark_activation: not an array");
   const auto& a = it->value().get_array();
   if (a.size() != kLandmarkCount)
     throw RecordError("gradcam.landmark_activation: " + std::to_string(a.size()) +
@@ -169,8 +168,8 @@ void write_emfacs_table(std::FILE* out, AuTable table, ReportFormat format) {
 }
 
 void AuOverlap::write(std::FILE* out, ReportFormat format) const {
-  write_text(out, format == ReportFormat::kJson ? to_line(report_json()) + "\n"
-                                                : report_markdown());
+  write_text(out,
+             format == ReportFormat::kJson ? to_line(report_json()) + "\n" : report_markdown());
 }
 
 AuTable parse_au_table(std::string_view name) {
@@ -179,9 +178,7 @@ AuTable parse_au_table(std::string_view name) {
   throw UsageError("unknown AU table '" + std::string(name) + "' (paper or emfacs)");
 }
 
-const char* au_table_name(AuTable table) {
-  return table == AuTable::kPaper ? "paper" : "emfacs";
-}
+const char* au_table_name(AuTable table) { return table == AuTable::kPaper ? "paper" : "emfacs"; }
 
 const std::vector<ActionUnit>& action_units() {
   // Upper face: brows 17-26, eyes 36-47 (upper lids 37 38 43 44, lower lids
@@ -238,8 +235,9 @@ json::object emfacs_table_json(AuTable table) {
 }
 
 std::string emfacs_table_markdown(AuTable table) {
-  std::string s = "| Emotion | Action units | k | Landmarks (0-based iBUG 68) | Chance |\n"
-                  "|---|---|---:|---|---:|\n";
+  std::string s =
+      "| Emotion | Action units | k | Landmarks (0-based iBUG 68) | Chance |\n"
+      "|---|---|---:|---|---:|\n";
   for (const auto& e : emfacs_table(table)) {
     s += "| " + e.emotion + (e.in_paper ? "" : " *") + " | " + e.action_units + " | " +
          std::to_string(e.landmarks.size()) + " | " + ranges(e.landmarks) + " | " +
@@ -331,8 +329,8 @@ std::size_t AuOverlap::skipped() const {
 }
 
 AuOverlap::Group& AuOverlap::group(const std::string& layer, const std::string& emotion) {
-  auto lit = std::find_if(layers_.begin(), layers_.end(),
-                          [&](const Layer& l) { return l.name == layer; });
+  auto lit =
+      std::find_if(layers_.begin(), layers_.end(), [&](const Layer& l) { return l.name == layer; });
   if (lit == layers_.end()) {
     Layer l;
     l.name = layer;
@@ -485,8 +483,8 @@ std::string AuOverlap::report_markdown() const {
   s += " Chance |\n" + rule + "---:|\n";
   for (const auto& e : emfacs_table(table_)) {
     bool any = false;
-    std::string row = "| " + e.emotion + (e.in_paper ? "" : " *") + " | " + e.action_units +
-                      " | " + std::to_string(e.landmarks.size()) + " |";
+    std::string row = "| " + e.emotion + (e.in_paper ? "" : " *") + " | " + e.action_units + " | " +
+                      std::to_string(e.landmarks.size()) + " |";
     for (const auto& l : layers) {
       const json::object* found = nullptr;
       for (const auto& r : l.as_object().at("emotions").as_array())
@@ -527,8 +525,8 @@ std::string AuOverlap::report_markdown() const {
         s += "| " + std::string(row.at("emotion").as_string()) + " | " +
              std::to_string(pi.at("n").to_number<std::size_t>()) + " | " +
              fixed(pi.at("mean").as_double()) + " | " + fixed(pi.at("q1").as_double()) + " | " +
-             fixed(pi.at("median").as_double()) + " | " + fixed(pi.at("q3").as_double()) +
-             " | " + fixed(row.at("chance").as_double()) + " |\n";
+             fixed(pi.at("median").as_double()) + " | " + fixed(pi.at("q3").as_double()) + " | " +
+             fixed(row.at("chance").as_double()) + " |\n";
       }
     }
   }
@@ -538,7 +536,8 @@ std::string AuOverlap::report_markdown() const {
        std::to_string(scored_) + " scored, " + std::to_string(skipped()) + " skipped";
   if (skipped()) {
     std::string parts;
-    for (const auto& [k, n] : skipped_) parts += (parts.empty() ? "" : ", ") + k + " " + std::to_string(n);
+    for (const auto& [k, n] : skipped_)
+      parts += (parts.empty() ? "" : ", ") + k + " " + std::to_string(n);
     s += " (" + parts + ")";
   }
   for (const auto& [k, n] : unscored_) s += ", " + std::to_string(n) + " " + k + " (no AUs)";

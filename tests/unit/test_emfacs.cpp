@@ -44,10 +44,9 @@ edan::Record gradcam_record(const std::string& layer, const std::string& cls,
 TEST(Emfacs_Table, sizesOfThePaperSets) {
   const auto& t = edan::emfacs_table(AuTable::kPaper);
   ASSERT_EQ(t.size(), 7u);
-  std::vector<std::pair<std::string, std::size_t>> want{{"happy", 16},   {"sad", 22},
-                                                        {"surprise", 23}, {"fear", 30},
-                                                        {"disgust", 14}, {"anger", 34},
-                                                        {"contempt", 4}};
+  std::vector<std::pair<std::string, std::size_t>> want{
+      {"happy", 16},   {"sad", 22},   {"surprise", 23}, {"fear", 30},
+      {"disgust", 14}, {"anger", 34}, {"contempt", 4}};
   for (std::size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(t[i].emotion, want[i].first);
     EXPECT_EQ(t[i].landmarks.size(), want[i].second) << t[i].emotion;
@@ -213,9 +212,9 @@ TEST(Emfacs_AuOverlap, averageOverThePapersEmotionsOnly) {
   const auto& sad = edan::emfacs_entry(AuTable::kPaper, "sad")->landmarks;
   std::vector<double> v(68, 0.0);
   for (int i : sad) v[i] = 1.0;
-  acc.add(gradcam_record("conv4a", "sad", v));          // 1.0
-  acc.add(gradcam_record("conv4a", "disgust", v));      // 0, see below
-  acc.add(gradcam_record("conv4a", "contempt", v));     // reported, not averaged
+  acc.add(gradcam_record("conv4a", "sad", v));       // 1.0
+  acc.add(gradcam_record("conv4a", "disgust", v));   // 0, see below
+  acc.add(gradcam_record("conv4a", "contempt", v));  // reported, not averaged
   auto rep = acc.report_json();
   const auto& l = rep["layers"].as_array()[0].as_object();
   EXPECT_EQ(l.at("emotions").as_array().size(), 3u);

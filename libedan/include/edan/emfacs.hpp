@@ -144,9 +144,9 @@ class AuOverlap {
   std::string group_by_;
   bool per_image_;
   std::size_t records_ = 0, scored_ = 0;
-  std::vector<Layer> layers_;                                   // in order of appearance
-  std::vector<std::pair<std::string, std::size_t>> skipped_;    // kind -> count
-  std::vector<std::pair<std::string, std::size_t>> unscored_;   // emotion -> count
+  std::vector<Layer> layers_;                                  // in order of appearance
+  std::vector<std::pair<std::string, std::size_t>> skipped_;   // kind -> count
+  std::vector<std::pair<std::string, std::size_t>> unscored_;  // emotion -> count
 };
 
 }  // namespace edan
