@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
     std::fputs(edan::format_report(report, fmt).c_str(), tool.out());
     if (!plots.empty()) edan::write_report_plots(report, plots);
     if (auto n = report.problems())
-      tool.warn(std::to_string(n) + " skip(s) for errors or missing/bad fields: see the skip report");
+      tool.warn(std::to_string(n) + " record(s) skipped for an error or a missing or bad field "
+                "(see the skip report)");
     return report.exit_status();
   });
 }
