@@ -282,15 +282,20 @@ LandmarkSummary finish_landmarks(std::vector<double> io, std::vector<double> ip,
 
 void add_notes(const GroupSummary& s, const std::string& where, std::vector<std::string>& notes) {
   if (s.metrics.n == 0) return;
+  std::string absent, unpredicted;
   for (const auto& c : s.metrics.classes) {
     if (!c.recall_defined)
-      notes.push_back(where + "'" + c.label +
-                      "' has no examples: its recall and F1 are undefined (shown as 0) and it "
-                      "is left out of balanced accuracy and macro-F1");
+      absent += (absent.empty() ? "" : ", ") + c.label;
     else if (!c.precision_defined)
-      notes.push_back(where + "'" + c.label +
-                      "' was never predicted: its precision is undefined and counted as 0");
+      unpredicted += (unpredicted.empty() ? "" : ", ") + c.label;
   }
+  if (!absent.empty())
+    notes.push_back(where + "no examples of " + absent +
+                    ": recall and F1 undefined (shown as 0), left out of balanced accuracy "
+                    "and macro-F1");
+  if (!unpredicted.empty())
+    notes.push_back(where + "never predicted: " + unpredicted +
+                    ": precision undefined, counted as 0");
 }
 
 }  // namespace

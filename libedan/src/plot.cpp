@@ -78,19 +78,22 @@ cv::Mat draw_confusion_matrix(const ConfusionMatrix& cm, const std::string& titl
   for (const auto& l : cm.labels()) row_label_w = std::max(row_label_w, text_size(l, label_scale, 1).width);
 
   const int axis_w = 40;  // the rotated "truth" title
-  const int left = axis_w + row_label_w + 16;
   const int top = 110;
   const int right = 100;  // support column
   const int bottom = 80;  // colour bar
   const int grid_w = cols * cw, grid_h = k * ch;
+  const int body_w = axis_w + row_label_w + 16 + grid_w + right;
   auto title_sz = text_size(title, 0.7, 2);
-  const int width = std::max(left + grid_w + right, title_sz.width + 40);
+  const int width = std::max(body_w, title_sz.width + 60);
   const int height = top + grid_h + bottom;
+  // A title wider than the matrix widens the figure; the matrix stays centred.
+  const int shift = (width - body_w) / 2;
+  const int left = shift + axis_w + row_label_w + 16;
   cv::Mat img(height, width, CV_8UC3, kWhite);
 
   put(img, title, {width / 2, 28}, 0.7, 2, kBlack, 0.5);
   put(img, "predicted", {left + grid_w / 2, 62}, 0.6, 1, kBlack, 0.5);
-  put_vertical(img, "truth", {axis_w / 2 + 4, top + grid_h / 2}, 0.6, 1, kBlack);
+  put_vertical(img, "truth", {shift + axis_w / 2 + 4, top + grid_h / 2}, 0.6, 1, kBlack);
   for (int p = 0; p < cols; ++p)
     put(img, col_names[std::size_t(p)], {left + p * cw + cw / 2, top - 18}, label_scale, 1,
         kBlack, 0.5);
@@ -112,6 +115,10 @@ cv::Mat draw_confusion_matrix(const ConfusionMatrix& cm, const std::string& titl
       }
       const double f = cm.row_fraction(t, p);
       cv::rectangle(img, cell, blues(f), cv::FILLED);
+      if (cm.count(t, p) == 0) {  // faint, so that the cells that matter stand out
+        put(img, "0", {cell.x + cw / 2, y + ch / 2}, 0.55, 1, kGrey, 0.5);
+        continue;
+      }
       const cv::Scalar ink = f > 0.55 ? kWhite : kBlack;
       put(img, std::to_string(cm.count(t, p)), {cell.x + cw / 2, y + ch / 2 - 11}, 0.6, 2, ink,
           0.5);
@@ -228,7 +235,7 @@ std::string safe_name(const std::string& s) {
 std::string confusion_title(const Report& rep, const GroupSummary& g) {
   std::string t = g.name == "overall" && rep.groups.empty() ? std::string("Confusion matrix")
                                                             : "Confusion matrix: " + g.name;
-  t += " (n=" + std::to_string(g.metrics.n);
+  t += ", " + std::to_string(rep.labels.size()) + " classes (n=" + std::to_string(g.metrics.n);
   if (g.metrics.accuracy) t += ", accuracy " + percent(*g.metrics.accuracy);
   return t + ")";
 }

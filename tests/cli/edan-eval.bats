@@ -177,3 +177,20 @@ EOF
   [ "$status" -eq 0 ]
   [ -f figs/confusion.png ]
 }
+
+@test "examples/cross-dataset/Makefile: given sets are indexed, cropped, predicted, tabulated" {
+  mk="$EDAN_SRC/examples/cross-dataset/Makefile"
+  run make -s -f "$mk" -n
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"no dataset given"* ]]
+  run make -f "$mk" -n MODEL=m.edan CKPLUS=ck JAFFE=jf FER2013=fer2013.csv
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"edan-index --layout ckplus --dataset ckplus"*" ck "* ]]
+  [[ "$output" == *"edan-index --layout fer2013-csv --dataset fer2013 --out out/fer2013-png"* ]]
+  [[ "$output" == *"edan-crop --out out/crops/jaffe --detector haar"* ]]
+  [[ "$output" == *"edan-predict -m m.edan"* ]]
+  [[ "$output" == *"edan-eval --classes 7 --group-by dataset"* ]]
+  [[ "$output" == *"edan-eval --classes 3 --group-by dataset"* ]]
+  [[ "$output" != *"affectnet"* ]]
+  [[ "$output" != *"ised"* ]]
+}

@@ -15,7 +15,8 @@ namespace edan {
 // A heatmap of cm: rows = truth, columns = prediction (plus an "other"
 // column for predictions outside the classes when other_column is true, or
 // when the matrix has such predictions). Each cell is shaded by its row
-// fraction (white 0 -> dark blue 1) and shows its count and row percentage;
+// fraction (white 0 -> dark blue 1) and shows its count and row percentage
+// (an empty cell shows only a faint 0);
 // the diagonal is outlined; rows with no support are grey with "-". Class
 // names label both axes, each row's support is written at its right end,
 // and `title` heads the figure. Throws std::invalid_argument when cm has no
