@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   edan::EvalOptions opt;
   std::string format = "json", plots;
   tool.add({"--classes"}, "N",
-           "score in the 3-, 6-, 7- or 8-class set (default: the labels the predictions use)",
+           "score in the 3-, 6-, 7- or 8-class set (default: the model's classes)",
            &opt.classes);
   tool.add({"--group-by"}, "FIELD", "one summary per value of FIELD (e.g. dataset), plus overall",
            &opt.group_by);

@@ -140,6 +140,8 @@ struct Evaluator::Impl {
   EvalOptions opt;
   std::optional<LabelSpace> fixed;      // --classes N
   std::vector<std::string> used;        // labels the predictions use
+  std::vector<std::string> truths;      // labels of the truth (scored records)
+  bool any_probs = false;
   std::vector<GroupData> groups;
   std::map<std::string, std::size_t> group_index;
   std::vector<Item> items;
@@ -155,12 +157,24 @@ struct Evaluator::Impl {
     return groups[current];
   }
 
-  void use_labels(const Prediction& p) {
-    auto note = [&](const std::string& l) {
-      if (std::find(used.begin(), used.end(), l) == used.end()) used.push_back(l);
+  void use_labels(const Prediction& p, const std::string& truth) {
+    auto note = [](std::vector<std::string>& v, const std::string& l) {
+      if (std::find(v.begin(), v.end(), l) == v.end()) v.push_back(l);
     };
-    if (p.label) note(*p.label);
-    for (const auto& kv : p.probs) note(kv.first);
+    if (p.label) note(used, *p.label);
+    for (const auto& kv : p.probs) note(used, kv.first);
+    any_probs = any_probs || !p.probs.empty();
+    note(truths, truth);
+  }
+
+  // Without --classes: the model's classes are the keys of its probs. When
+  // no record has probs, the predicted labels alone would leave out a class
+  // the model never predicted, and skipping its records would inflate the
+  // accuracy, so the truth labels are classes too.
+  LabelSpace default_space() const {
+    auto labels = used;
+    if (!any_probs) labels.insert(labels.end(), truths.begin(), truths.end());
+    return LabelSpace::of_labels(labels);
   }
 
   // Each returns why the record was skipped, or "" when it was scored (or
@@ -188,7 +202,7 @@ struct Evaluator::Impl {
     if (fixed && fixed->map(*canonical) == kOutside)
       return fixed->set == ClassSet::k3 && *canonical == "surprise" ? "truth_surprise"
                                                                     : "truth_outside_classes";
-    use_labels(p);
+    use_labels(p, *canonical);
     items.push_back(Item{current, *canonical, std::move(p)});
     return "";
   }
@@ -304,7 +318,7 @@ Report Evaluator::finish() const {
   const auto& d = *impl_;
   Report rep;
   rep.options = d.opt;
-  LabelSpace space = d.fixed ? *d.fixed : LabelSpace::of_labels(d.used);
+  LabelSpace space = d.fixed ? *d.fixed : d.default_space();
   rep.labels = space.labels;
 
   std::size_t ng = d.groups.size();
@@ -520,7 +534,9 @@ std::string ci_text(const std::optional<Interval>& ci) {
 }
 std::string class_set_text(const Report& rep) {
   const auto& c = rep.options.classes;
-  if (c.empty()) return std::to_string(rep.labels.size()) + " classes (as predicted)";
+  if (c.empty())
+    return std::to_string(rep.labels.size()) + (rep.labels.size() == 1 ? " class" : " classes") +
+           " (the model's)";
   if (c == "3") return "3 classes (negative / positive / neutral; surprise dropped)";
   if (c == "6") return "6 classes (basic emotions)";
   return c + " classes";

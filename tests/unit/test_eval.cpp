@@ -60,6 +60,18 @@ TEST(Eval_Classify, defaultClassesAreThoseThePredictionsUse) {
   EXPECT_EQ(rep.exit_status(), 0);
 }
 
+TEST(Eval_Classify, withoutProbsATruthNeverPredictedStillCounts) {
+  // The model's classes are unknown without probs: sad is not skipped (which
+  // would give 100%), it is scored, and wrong.
+  auto rep = run({R"({"label":"happy","pred":{"label":"happy"}})",
+                  R"({"label":"sad","pred":{"label":"happy"}})"});
+  EXPECT_EQ(rep.labels, (std::vector<std::string>{"happy", "sad"}));
+  EXPECT_EQ(rep.overall.metrics.n, 2u);
+  EXPECT_DOUBLE_EQ(*rep.overall.metrics.accuracy, 0.5);
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0], "never predicted: sad: precision undefined, counted as 0");
+}
+
 TEST(Eval_Classify, aliasesAreNormalised) {
   auto rep = run({R"({"label":"HA","pred":{"label":"happiness"}})",
                   R"({"label":"angry","pred":{"label":"AN"}})"},

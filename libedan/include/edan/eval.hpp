@@ -21,7 +21,9 @@
 namespace edan {
 
 struct EvalOptions {
-  // "" (the labels the predictions use), or "3", "6", "7", "8".
+  // "3", "6", "7", "8", or "" for the model's classes: the labels the
+  // predictions use (probs keys and predicted labels), plus the truth labels
+  // when no record has probs (so that a class never predicted still counts).
   std::string classes;
   // A record field whose value names the group (e.g. "dataset"); "" = none.
   std::string group_by;
@@ -47,10 +49,12 @@ struct EvalOptions {
 //   truth_outside_classes  truth has no place in the evaluated classes
 struct SkipReport {
   std::vector<std::pair<std::string, std::size_t>> reasons;  // in the order listed above
+  // Counts k more records under reason; an empty reason counts nothing.
   void add(std::string_view reason, std::size_t k = 1);
-  std::size_t total() const;
-  std::size_t problems() const;  // skips for a "problem" reason
+  std::size_t total() const;     // all skipped records
+  std::size_t problems() const;  // those skipped for a "problem" reason
 };
+// True for the reasons marked "problem" above.
 bool is_problem_reason(std::string_view reason);
 
 // Landmark results of one group, under both normalisations.
