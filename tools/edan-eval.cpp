@@ -11,8 +11,7 @@ int main(int argc, char** argv) {
   edan::EvalOptions opt;
   std::string format = "json", plots;
   tool.add({"--classes"}, "N",
-           "score in the 3-, 6-, 7- or 8-class set (default: the model's classes)",
-           &opt.classes);
+           "score in the 3-, 6-, 7- or 8-class set (default: the model's classes)", &opt.classes);
   tool.add({"--group-by"}, "FIELD", "one summary per value of FIELD (e.g. dataset), plus overall",
            &opt.group_by);
   tool.add({"--format"}, "FMT", "json, markdown or tsv", &format);
@@ -36,7 +35,8 @@ int main(int argc, char** argv) {
     std::fputs(edan::format_report(report, fmt).c_str(), tool.out());
     if (!plots.empty()) edan::write_report_plots(report, plots);
     if (auto n = report.problems())
-      tool.warn(std::to_string(n) + " record(s) skipped for an error or a missing or bad field "
+      tool.warn(std::to_string(n) +
+                " record(s) skipped for an error or a missing or bad field "
                 "(see the skip report)");
     return report.exit_status();
   });

@@ -20,9 +20,8 @@ namespace {
 // Report order of the reasons; problems first.
 const std::vector<std::string>& reason_order() {
   static const std::vector<std::string> order{
-      "error",          "no_truth",       "no_prediction", "bad_prediction",
-      "bad_truth",      "unknown_label",  "truth_surprise", "truth_outside_classes",
-      "no_label",       "no_landmarks"};
+      "error",         "no_truth",       "no_prediction",         "bad_prediction", "bad_truth",
+      "unknown_label", "truth_surprise", "truth_outside_classes", "no_label",       "no_landmarks"};
   return order;
 }
 std::size_t reason_rank(std::string_view reason) {
@@ -43,9 +42,8 @@ void SkipReport::add(std::string_view reason, std::size_t k) {
       n += k;
       return;
     }
-  auto at = std::find_if(reasons.begin(), reasons.end(), [&](const auto& e) {
-    return reason_rank(e.first) > reason_rank(reason);
-  });
+  auto at = std::find_if(reasons.begin(), reasons.end(),
+                         [&](const auto& e) { return reason_rank(e.first) > reason_rank(reason); });
   reasons.insert(at, {std::string(reason), k});
 }
 
@@ -138,9 +136,9 @@ bool present(const Record& r, std::string_view key) {
 
 struct Evaluator::Impl {
   EvalOptions opt;
-  std::optional<LabelSpace> fixed;      // --classes N
-  std::vector<std::string> used;        // labels the predictions use
-  std::vector<std::string> truths;      // labels of the truth (scored records)
+  std::optional<LabelSpace> fixed;  // --classes N
+  std::vector<std::string> used;    // labels the predictions use
+  std::vector<std::string> truths;  // labels of the truth (scored records)
   bool any_probs = false;
   std::vector<GroupData> groups;
   std::map<std::string, std::size_t> group_index;
@@ -209,8 +207,7 @@ struct Evaluator::Impl {
 
   std::string_view landmark(const Record& r, const json::object* pred, bool pred_bad,
                             GroupData& g) {
-    if (!present(r, "landmarks"))
-      return present(r, "label") ? "no_landmarks" : "no_truth";
+    if (!present(r, "landmarks")) return present(r, "label") ? "no_landmarks" : "no_truth";
     any_landmarks = true;
     std::optional<Shape> truth, guess;
     try {
@@ -283,8 +280,8 @@ void finish_classification(GroupSummary& s, const std::vector<bool>& correct,
   if (opt.bootstrap > 0) s.accuracy_ci = bootstrap_accuracy_ci(correct, opt.bootstrap, opt.seed);
 }
 
-LandmarkSummary finish_landmarks(std::vector<double> io, std::vector<double> ip,
-                                 SkipReport skipped, double threshold) {
+LandmarkSummary finish_landmarks(std::vector<double> io, std::vector<double> ip, SkipReport skipped,
+                                 double threshold) {
   LandmarkSummary l;
   l.inter_ocular_stats = error_stats(io, threshold);
   l.inter_pupil_stats = error_stats(ip, threshold);
@@ -543,7 +540,8 @@ std::string class_set_text(const Report& rep) {
 }
 std::string skip_text(const SkipReport& s) {
   std::string t;
-  for (const auto& [name, n] : s.reasons) t += (t.empty() ? "" : ", ") + name + " " + std::to_string(n);
+  for (const auto& [name, n] : s.reasons)
+    t += (t.empty() ? "" : ", ") + name + " " + std::to_string(n);
   return t.empty() ? "none" : t;
 }
 
@@ -568,8 +566,8 @@ void markdown_single(std::ostringstream& md, const Report& rep) {
   for (const auto& c : m.classes)
     md << "| " << c.label << " | " << (c.precision_defined ? pct(c.precision) : "–") << " | "
        << (c.recall_defined ? pct(c.recall) : "–") << " | "
-       << (c.precision_defined || c.recall_defined ? pct(c.f1) : "–") << " | " << c.support
-       << " | " << c.predicted << " |\n";
+       << (c.precision_defined || c.recall_defined ? pct(c.f1) : "–") << " | " << c.support << " | "
+       << c.predicted << " |\n";
 
   const auto& cm = s.confusion;
   bool other = cm.outside_total() > 0;
@@ -595,8 +593,8 @@ void markdown_single(std::ostringstream& md, const Report& rep) {
   if (s.landmarks) {
     const auto& l = *s.landmarks;
     std::string th = fixed(rep.options.threshold, 2);
-    md << "\n### Landmarks\n\n| normalisation | n | mean NME (%) | AUC@" << th
-       << " (%) | failure@" << th << " (%) |\n|---|--:|--:|--:|--:|\n";
+    md << "\n### Landmarks\n\n| normalisation | n | mean NME (%) | AUC@" << th << " (%) | failure@"
+       << th << " (%) |\n|---|--:|--:|--:|--:|\n";
     auto row = [&](const char* name, const ErrorStats& e) {
       md << "| " << name << " | " << e.n << " | " << pct(e.mean, 2) << " | " << pct(e.auc, 2)
          << " | " << pct(e.failure_rate, 2) << " |\n";
@@ -607,8 +605,8 @@ void markdown_single(std::ostringstream& md, const Report& rep) {
        << ")\n";
   }
 
-  md << "\n### Skipped\n\n" << s.skipped.total() << " of " << s.records
-     << " records were not evaluated";
+  md << "\n### Skipped\n\n"
+     << s.skipped.total() << " of " << s.records << " records were not evaluated";
   if (s.skipped.total()) {
     md << ":\n\n| reason | records |\n|---|--:|\n";
     for (const auto& [name, n] : s.skipped.reasons) md << "| " << name << " | " << n << " |\n";
@@ -635,8 +633,8 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
     const auto& m = g->metrics;
     md << "| " << name(g) << " | " << m.n << " | " << pct(m.accuracy) << " |";
     if (boot) md << " " << ci_text(g->accuracy_ci) << " |";
-    md << " " << pct(m.balanced_accuracy) << " | " << pct(m.macro_f1) << " | "
-       << g->skipped.total() << " |\n";
+    md << " " << pct(m.balanced_accuracy) << " | " << pct(m.macro_f1) << " | " << g->skipped.total()
+       << " |\n";
   }
 
   md << "\n### Recall per class (%)\n\n| " << by << " |";
@@ -659,9 +657,9 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
     for (const auto* g : rows) {
       const auto& l = *g->landmarks;
       md << "| " << name(g) << " | " << l.inter_ocular_stats.n << " | "
-         << pct(l.inter_ocular_stats.mean, 2) << " | " << pct(l.inter_pupil_stats.mean, 2)
-         << " | " << pct(l.inter_ocular_stats.auc, 2) << " | "
-         << pct(l.inter_ocular_stats.failure_rate, 2) << " |\n";
+         << pct(l.inter_ocular_stats.mean, 2) << " | " << pct(l.inter_pupil_stats.mean, 2) << " | "
+         << pct(l.inter_ocular_stats.auc, 2) << " | " << pct(l.inter_ocular_stats.failure_rate, 2)
+         << " |\n";
     }
   }
 
@@ -709,9 +707,9 @@ std::string report_to_tsv(const Report& rep) {
       lo = g->accuracy_ci->low;
       hi = g->accuracy_ci->high;
     }
-    t << g->name << "\t" << g->records << "\t" << m.n << "\t" << num(m.accuracy) << "\t"
-      << num(lo) << "\t" << num(hi) << "\t" << num(m.balanced_accuracy) << "\t"
-      << num(m.macro_f1) << "\t" << g->skipped.total();
+    t << g->name << "\t" << g->records << "\t" << m.n << "\t" << num(m.accuracy) << "\t" << num(lo)
+      << "\t" << num(hi) << "\t" << num(m.balanced_accuracy) << "\t" << num(m.macro_f1) << "\t"
+      << g->skipped.total();
     for (const auto& c : m.classes)
       t << "\t" << (c.recall_defined ? num(c.recall) : std::string("NA"));
     if (lm) {
@@ -734,9 +732,12 @@ ReportFormat parse_report_format(std::string_view name) {
 
 std::string format_report(const Report& rep, ReportFormat format) {
   switch (format) {
-    case ReportFormat::kMarkdown: return report_to_markdown(rep);
-    case ReportFormat::kTsv: return report_to_tsv(rep);
-    case ReportFormat::kJson: break;
+    case ReportFormat::kMarkdown:
+      return report_to_markdown(rep);
+    case ReportFormat::kTsv:
+      return report_to_tsv(rep);
+    case ReportFormat::kJson:
+      break;
   }
   return json::serialize(report_to_json(rep)) + "\n";
 }

@@ -12,8 +12,8 @@ namespace edan {
 LabelSpace LabelSpace::of_set(ClassSet set) { return {class_names(set), set}; }
 
 LabelSpace LabelSpace::of_labels(const std::vector<std::string>& canonical) {
-  static const std::vector<std::string> order{"neutral", "happy",   "sad",   "surprise",
-                                              "fear",    "disgust", "anger", "contempt",
+  static const std::vector<std::string> order{"neutral",  "happy",   "sad",   "surprise",
+                                              "fear",     "disgust", "anger", "contempt",
                                               "negative", "positive"};
   LabelSpace s;
   for (const auto& name : order)
@@ -148,8 +148,7 @@ double quantile(std::vector<double> values, double q) {
 
 std::optional<Interval> bootstrap_accuracy_ci(const std::vector<bool>& correct, int resamples,
                                               std::uint64_t seed, double level) {
-  if (!(level > 0 && level < 1))
-    throw std::invalid_argument("bootstrap: level must be in (0, 1)");
+  if (!(level > 0 && level < 1)) throw std::invalid_argument("bootstrap: level must be in (0, 1)");
   if (correct.empty() || resamples < 1) return std::nullopt;
   std::mt19937_64 rng(seed);
   const auto n = static_cast<unsigned __int128>(correct.size());

@@ -1,12 +1,11 @@
 #include "edan/plot.hpp"
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <stdexcept>
 
 #include "edan/error.hpp"
@@ -75,7 +74,8 @@ cv::Mat draw_confusion_matrix(const ConfusionMatrix& cm, const std::string& titl
   std::vector<std::string> col_names(cm.labels());
   if (other_column) col_names.push_back("other");
   int row_label_w = 0;
-  for (const auto& l : cm.labels()) row_label_w = std::max(row_label_w, text_size(l, label_scale, 1).width);
+  for (const auto& l : cm.labels())
+    row_label_w = std::max(row_label_w, text_size(l, label_scale, 1).width);
 
   const int axis_w = 40;  // the rotated "truth" title
   const int top = 110;
@@ -95,16 +95,16 @@ cv::Mat draw_confusion_matrix(const ConfusionMatrix& cm, const std::string& titl
   put(img, "predicted", {left + grid_w / 2, 62}, 0.6, 1, kBlack, 0.5);
   put_vertical(img, "truth", {shift + axis_w / 2 + 4, top + grid_h / 2}, 0.6, 1, kBlack);
   for (int p = 0; p < cols; ++p)
-    put(img, col_names[std::size_t(p)], {left + p * cw + cw / 2, top - 18}, label_scale, 1,
-        kBlack, 0.5);
+    put(img, col_names[std::size_t(p)], {left + p * cw + cw / 2, top - 18}, label_scale, 1, kBlack,
+        0.5);
   put(img, "support", {left + grid_w + right / 2, top - 18}, label_scale, 1, kGrey, 0.5);
 
   for (int t = 0; t < k; ++t) {
     const int y = top + t * ch;
     put(img, cm.labels()[std::size_t(t)], {left - 10, y + ch / 2}, label_scale, 1, kBlack, 1);
     const std::size_t support = cm.support(t);
-    put(img, "n=" + std::to_string(support), {left + grid_w + right / 2, y + ch / 2}, 0.5, 1,
-        kGrey, 0.5);
+    put(img, "n=" + std::to_string(support), {left + grid_w + right / 2, y + ch / 2}, 0.5, 1, kGrey,
+        0.5);
     for (int c = 0; c < cols; ++c) {
       const int p = c < k ? c : kOutside;
       cv::Rect cell(left + c * cw, y, cw, ch);
@@ -178,9 +178,9 @@ cv::Mat draw_error_curves(const std::vector<ErrorCurve>& curves, double max_erro
   put(img, x_label, {left + pw / 2, top + ph + 44}, 0.6, 1, kBlack, 0.5);
   put_vertical(img, "fraction of faces with error <= x", {24, top + ph / 2}, 0.6, 1, kBlack);
 
-  static const std::vector<cv::Scalar> palette{
-      {180, 119, 31}, {14, 127, 255}, {44, 160, 44},  {40, 39, 214},
-      {189, 103, 148}, {75, 86, 140}, {194, 119, 227}, {34, 189, 188}};
+  static const std::vector<cv::Scalar> palette{{180, 119, 31},  {14, 127, 255},  {44, 160, 44},
+                                               {40, 39, 214},   {189, 103, 148}, {75, 86, 140},
+                                               {194, 119, 227}, {34, 189, 188}};
   std::vector<std::string> legend;
   std::vector<cv::Scalar> colours;
   for (std::size_t c = 0; c < curves.size(); ++c) {
@@ -220,7 +220,8 @@ cv::Mat draw_error_curves(const std::vector<ErrorCurve>& curves, double max_erro
 void write_png(const std::string& path, const cv::Mat& img) {
   std::vector<unsigned char> bytes;
   if (!cv::imencode(".png", img, bytes)) throw FatalError(path + ": cannot encode PNG");
-  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  write_file_atomic(path,
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 namespace {
@@ -228,7 +229,8 @@ namespace {
 std::string safe_name(const std::string& s) {
   std::string out;
   for (char c : s)
-    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
+    out +=
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') ? c : '_';
   return out.empty() ? "_" : out;
 }
 

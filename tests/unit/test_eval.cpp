@@ -80,18 +80,16 @@ TEST(Eval_Classify, aliasesAreNormalised) {
 }
 
 TEST(Eval_Skips, everyRecordIsAccountedFor) {
-  auto rep = run({R"({"label":"happy","pred":{"label":"happy"}})",
-                  R"({"label":"happy","error":"cannot decode"})",
-                  R"({"label":"happy"})",
-                  R"({"label":"happy","pred":{}})",
-                  R"({"label":"happy","pred":"happy"})",
-                  R"({"label":"happy","pred":{"label":"grumpy"}})",
-                  R"({"label":"happy","pred":{"probs":{"happy":"high"}}})",
-                  R"({"label":"grumpy","pred":{"label":"happy"}})",
-                  R"({"label":7,"pred":{"label":"happy"}})",
-                  R"({"image":"no-truth.png","pred":{"label":"happy"}})",
-                  R"({"label":"contempt","pred":{"label":"happy"}})"},
-                 classes("7"));
+  auto rep = run(
+      {R"({"label":"happy","pred":{"label":"happy"}})",
+       R"({"label":"happy","error":"cannot decode"})", R"({"label":"happy"})",
+       R"({"label":"happy","pred":{}})", R"({"label":"happy","pred":"happy"})",
+       R"({"label":"happy","pred":{"label":"grumpy"}})",
+       R"({"label":"happy","pred":{"probs":{"happy":"high"}}})",
+       R"({"label":"grumpy","pred":{"label":"happy"}})", R"({"label":7,"pred":{"label":"happy"}})",
+       R"({"image":"no-truth.png","pred":{"label":"happy"}})",
+       R"({"label":"contempt","pred":{"label":"happy"}})"},
+      classes("7"));
   const auto& s = rep.overall.skipped;
   EXPECT_EQ(rep.overall.records, 11u);
   EXPECT_EQ(rep.overall.metrics.n, 1u);
@@ -139,15 +137,16 @@ TEST(Eval_ThreeClass, withAndWithoutProbs) {
 }
 
 TEST(Eval_SixClass, neutralAndContemptTruthSkippedPredictionsRuled) {
-  auto rep = run({R"({"label":"neutral","pred":{"label":"neutral"}})",
-                  R"({"label":"contempt","pred":{"label":"contempt"}})",
-                  R"({"label":"sad","pred":{"label":"neutral","probs":{"neutral":0.6,"sad":0.3,"fear":0.1}}})",
-                  R"({"label":"sad","pred":{"label":"neutral"}})"},
-                 classes("6"));
+  auto rep = run(
+      {R"({"label":"neutral","pred":{"label":"neutral"}})",
+       R"({"label":"contempt","pred":{"label":"contempt"}})",
+       R"({"label":"sad","pred":{"label":"neutral","probs":{"neutral":0.6,"sad":0.3,"fear":0.1}}})",
+       R"({"label":"sad","pred":{"label":"neutral"}})"},
+      classes("6"));
   EXPECT_EQ(reason(rep.overall.skipped, "truth_outside_classes"), 2u);
   EXPECT_EQ(rep.overall.metrics.n, 2u);
-  EXPECT_EQ(rep.overall.confusion.count(1, 1), 1u);                // argmax over the six
-  EXPECT_EQ(rep.overall.confusion.count(1, edan::kOutside), 1u);   // label outside: wrong
+  EXPECT_EQ(rep.overall.confusion.count(1, 1), 1u);               // argmax over the six
+  EXPECT_EQ(rep.overall.confusion.count(1, edan::kOutside), 1u);  // label outside: wrong
   EXPECT_DOUBLE_EQ(*rep.overall.metrics.accuracy, 0.5);
 }
 
@@ -174,8 +173,8 @@ TEST(Eval_Groups, oneSummaryPerGroupPlusOverall) {
 
 TEST(Eval_Landmarks, nmeAucFailureFromRecords) {
   // Shift 0.9: io 0.9/9 = 0.1, ip 0.9/6 = 0.15. Shift 0.18: io 0.02, ip 0.03.
-  auto rep = run({landmark_record(0.9), landmark_record(0.18),
-                  R"({"landmarks":[[0,0]],"pred":{}})"});
+  auto rep =
+      run({landmark_record(0.9), landmark_record(0.18), R"({"landmarks":[[0,0]],"pred":{}})"});
   ASSERT_TRUE(rep.overall.landmarks);
   const auto& l = *rep.overall.landmarks;
   EXPECT_EQ(l.inter_ocular_stats.n, 2u);
@@ -214,10 +213,10 @@ TEST(Eval_Options, badOptionsAreUsageErrors) {
 }
 
 TEST(Eval_Json, summaryKeysAndConfusion) {
-  auto rep = run({R"({"label":"happy","pred":{"label":"happy"}})",
-                  R"({"label":"fear","pred":{"label":"surprise"}})",
-                  R"({"label":"happy","error":"x"})"},
-                 classes("3"));
+  auto rep =
+      run({R"({"label":"happy","pred":{"label":"happy"}})",
+           R"({"label":"fear","pred":{"label":"surprise"}})", R"({"label":"happy","error":"x"})"},
+          classes("3"));
   auto j = edan::report_to_json(rep);
   EXPECT_EQ(j.at("class_set").as_string(), "3");
   EXPECT_EQ(j.at("records").as_uint64() + 0, 3u);
@@ -237,7 +236,8 @@ TEST(Eval_Json, summaryKeysAndConfusion) {
 TEST(Eval_Json, groupedLayout) {
   edan::EvalOptions o = classes("7");
   o.group_by = "dataset";
-  auto j = edan::report_to_json(run({R"({"dataset":"a","label":"happy","pred":{"label":"happy"}})"}, o));
+  auto j =
+      edan::report_to_json(run({R"({"dataset":"a","label":"happy","pred":{"label":"happy"}})"}, o));
   EXPECT_EQ(j.at("group_by").as_string(), "dataset");
   EXPECT_EQ(j.at("groups").as_array()[0].at("group").as_string(), "a");
   EXPECT_DOUBLE_EQ(j.at("overall").at("accuracy").as_double(), 1.0);

@@ -86,8 +86,8 @@ TEST(Metrics_Classification, classNeverPredictedHasPrecisionZeroFlagged) {
   EXPECT_DOUBLE_EQ(m.classes[1].precision, 0.5);
   EXPECT_DOUBLE_EQ(m.classes[1].f1, 2.0 / 3.0);
   EXPECT_DOUBLE_EQ(*m.accuracy, 0.5);
-  EXPECT_DOUBLE_EQ(*m.balanced_accuracy, 0.5);     // (0 + 1) / 2
-  EXPECT_DOUBLE_EQ(*m.macro_f1, 1.0 / 3.0);        // (0 + 2/3) / 2
+  EXPECT_DOUBLE_EQ(*m.balanced_accuracy, 0.5);  // (0 + 1) / 2
+  EXPECT_DOUBLE_EQ(*m.macro_f1, 1.0 / 3.0);     // (0 + 2/3) / 2
 }
 
 TEST(Metrics_Classification, emptyClassIsLeftOutOfMacroAverages) {
@@ -99,8 +99,8 @@ TEST(Metrics_Classification, emptyClassIsLeftOutOfMacroAverages) {
   EXPECT_DOUBLE_EQ(m.classes[2].precision, 0.0);
   EXPECT_DOUBLE_EQ(m.classes[2].f1, 0.0);
   EXPECT_DOUBLE_EQ(*m.accuracy, 2.0 / 3.0);
-  EXPECT_DOUBLE_EQ(*m.balanced_accuracy, 0.75);    // (1/2 + 1) / 2, c left out
-  EXPECT_DOUBLE_EQ(*m.macro_f1, 5.0 / 6.0);        // (2/3 + 1) / 2
+  EXPECT_DOUBLE_EQ(*m.balanced_accuracy, 0.75);  // (1/2 + 1) / 2, c left out
+  EXPECT_DOUBLE_EQ(*m.macro_f1, 5.0 / 6.0);      // (2/3 + 1) / 2
 }
 
 TEST(Metrics_Classification, emptyRowNormalisesToZeros) {
@@ -169,8 +169,13 @@ TEST(Metrics_LabelSpace, threeClassMapping) {
 TEST(Metrics_Resolve, threeClassSumsGroupProbabilities) {
   // neutral and surprise are the single largest, but the negative group
   // sums to 0.125 + 0.125 + 0.0625 = 0.3125 > neutral 0.25 > positive 0.1875.
-  auto p = probs({{"neutral", 0.25}, {"happy", 0.125}, {"contempt", 0.0625}, {"sad", 0.125},
-                  {"fear", 0.125}, {"disgust", 0.0625}, {"surprise", 0.25}},
+  auto p = probs({{"neutral", 0.25},
+                  {"happy", 0.125},
+                  {"contempt", 0.0625},
+                  {"sad", 0.125},
+                  {"fear", 0.125},
+                  {"disgust", 0.0625},
+                  {"surprise", 0.25}},
                  "neutral");
   EXPECT_EQ(edan::resolve_prediction(p, LabelSpace::of_set(ClassSet::k3)), 0);
 }

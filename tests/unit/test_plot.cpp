@@ -1,9 +1,8 @@
 #include <gtest/gtest.h>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include <cstdio>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
 #include <stdexcept>
 
 #include "edan/plot.hpp"
@@ -45,7 +44,8 @@ std::string temp_dir(const char* name) {
 
 TEST(Plot_Confusion, fullRowsAreDarkHalfRowsAreNot) {
   auto right = edan::draw_confusion_matrix(matrix({"a", "b"}, {{0, 0}, {1, 1}}), "t");
-  auto half = edan::draw_confusion_matrix(matrix({"a", "b"}, {{0, 0}, {0, 1}, {1, 0}, {1, 1}}), "t");
+  auto half =
+      edan::draw_confusion_matrix(matrix({"a", "b"}, {{0, 0}, {0, 1}, {1, 0}, {1, 1}}), "t");
   ASSERT_EQ(right.type(), CV_8UC3);
   EXPECT_EQ(right.size(), half.size());
   // Two cells of 104x64 at 100%, minus their text; the colour bar has a
@@ -75,13 +75,15 @@ TEST(Plot_Confusion, longTitleWidensTheFigure) {
   auto short_title = edan::draw_confusion_matrix(cm, "t");
   auto long_title = edan::draw_confusion_matrix(cm, std::string(120, 'W'), false);
   EXPECT_GT(long_title.cols, short_title.cols);
-  EXPECT_THROW(edan::draw_confusion_matrix(edan::ConfusionMatrix(std::vector<std::string>{}), "t"), std::invalid_argument);
+  EXPECT_THROW(edan::draw_confusion_matrix(edan::ConfusionMatrix(std::vector<std::string>{}), "t"),
+               std::invalid_argument);
 }
 
 TEST(Plot_Curves, drawsEachCurveInItsColour) {
   const cv::Vec3b first(180, 119, 31);  // the palette's first colour
   auto none = edan::draw_error_curves({{"empty", {}}}, 0.08, "t", "x");
-  auto one = edan::draw_error_curves({{"g", {0.01, 0.02, 0.03, 0.05}}, {"all", {0.01}}}, 0.08, "t", "x");
+  auto one =
+      edan::draw_error_curves({{"g", {0.01, 0.02, 0.03, 0.05}}, {"all", {0.01}}}, 0.08, "t", "x");
   // Both have the legend swatch; only `one` has a curve (>= 740 px long).
   EXPECT_GT(count_colour(one, first), count_colour(none, first) + 1000);
   EXPECT_EQ(one.cols, 860);

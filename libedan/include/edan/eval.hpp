@@ -5,7 +5,6 @@
 // TSV. Every record is accounted for: it enters the metrics or is counted in
 // the skip report under a reason.
 #include <boost/json.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -66,20 +65,20 @@ struct LandmarkSummary {
 
 // The summary of one group (or of all records).
 struct GroupSummary {
-  std::string name;           // group value, or "overall"
-  std::size_t records = 0;    // records read into this group
+  std::string name;                 // group value, or "overall"
+  std::size_t records = 0;          // records read into this group
   std::size_t problem_records = 0;  // records skipped for a problem reason
-  ConfusionMatrix confusion;  // label order = the report's labels
+  ConfusionMatrix confusion;        // label order = the report's labels
   ClassificationMetrics metrics;
   std::optional<Interval> accuracy_ci;
-  SkipReport skipped;         // classification: records == n + skipped.total()
+  SkipReport skipped;                        // classification: records == n + skipped.total()
   std::optional<LandmarkSummary> landmarks;  // when any record has "landmarks"
 };
 
 struct Report {
   EvalOptions options;
-  std::vector<std::string> labels;  // class order of every confusion matrix
-  std::vector<GroupSummary> groups; // empty unless group_by is set
+  std::vector<std::string> labels;   // class order of every confusion matrix
+  std::vector<GroupSummary> groups;  // empty unless group_by is set
   GroupSummary overall;
   // Notes on undefined ratios (e.g. a class never predicted).
   std::vector<std::string> notes;

@@ -75,9 +75,9 @@ class ConfusionMatrix {
   int size() const { return static_cast<int>(labels_.size()); }
   // pred may be kOutside.
   std::size_t count(int truth, int pred) const;
-  std::size_t support(int truth) const;    // row total, including "other"
-  std::size_t predicted(int pred) const;   // column total (pred in [0, K))
-  std::size_t outside_total() const;       // the whole "other" column
+  std::size_t support(int truth) const;   // row total, including "other"
+  std::size_t predicted(int pred) const;  // column total (pred in [0, K))
+  std::size_t outside_total() const;      // the whole "other" column
   std::size_t total() const { return total_; }
   std::size_t correct() const;
   // count / support of the row; 0 for every cell of a row with no support.
@@ -148,7 +148,8 @@ double cumulative_fraction(const std::vector<double>& errors, double e);
 // sum over errors of max(0, threshold - e) / (n * threshold).
 // nullopt when errors is empty. Throws std::invalid_argument unless
 // threshold > 0.
-std::optional<double> ced_auc(const std::vector<double>& errors, double threshold = kErrorThreshold);
+std::optional<double> ced_auc(const std::vector<double>& errors,
+                              double threshold = kErrorThreshold);
 
 // Fraction of errors strictly greater than threshold (DAN's failure rate).
 // nullopt when errors is empty.

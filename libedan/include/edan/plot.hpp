@@ -3,7 +3,6 @@
 // and the cumulative error distribution (CED) curve of landmark errors.
 // Images are 8-bit BGR; text is ASCII (OpenCV's Hershey fonts).
 #include <opencv2/core.hpp>
-
 #include <string>
 #include <vector>
 
