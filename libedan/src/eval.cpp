@@ -545,25 +545,11 @@ std::string skip_text(const SkipReport& s) {
   return t.empty() ? "none" : t;
 }
 
-void markdown_single(std::ostringstream& md, const Report& rep) {
-  const auto& s = rep.overall;
-  const auto& m = s.metrics;
-  md << "## Evaluation: " << class_set_text(rep) << "\n\n";
-  md << "| metric | value |\n|---|---|\n";
-  md << "| records | " << s.records << " |\n";
-  md << "| evaluated (n) | " << m.n << " |\n";
-  md << "| accuracy | " << pct(m.accuracy) << "%";
-  if (rep.options.bootstrap > 0)
-    md << " (95% CI " << ci_text(s.accuracy_ci) << ", " << rep.options.bootstrap
-       << " bootstrap resamples, seed " << rep.options.seed << ")";
-  md << " |\n";
-  md << "| balanced accuracy | " << pct(m.balanced_accuracy) << "% |\n";
-  md << "| macro-F1 | " << pct(m.macro_f1) << "% |\n";
-  md << "| skipped | " << s.skipped.total() << " |\n\n";
-
+// The per-class table and the confusion matrix of one summary.
+void markdown_classes(std::ostringstream& md, const GroupSummary& s) {
   md << "### Per class\n\n| class | precision (%) | recall (%) | F1 (%) | support | predicted |\n"
      << "|---|--:|--:|--:|--:|--:|\n";
-  for (const auto& c : m.classes)
+  for (const auto& c : s.metrics.classes)
     md << "| " << c.label << " | " << (c.precision_defined ? pct(c.precision) : "–") << " | "
        << (c.recall_defined ? pct(c.recall) : "–") << " | "
        << (c.precision_defined || c.recall_defined ? pct(c.f1) : "–") << " | " << c.support << " | "
@@ -589,6 +575,27 @@ void markdown_single(std::ostringstream& md, const Report& rep) {
     if (other) cell(kOutside);
     md << " " << cm.support(t) << " |\n";
   }
+}
+
+void markdown_single(std::ostringstream& md, const Report& rep) {
+  const auto& s = rep.overall;
+  const auto& m = s.metrics;
+  const bool classes = !rep.labels.empty();
+  auto percent = [](const std::optional<double>& v) { return v ? pct(v) + "%" : pct(v); };
+  md << "## Evaluation" << (classes ? ": " + class_set_text(rep) : "") << "\n\n";
+  md << "| metric | value |\n|---|---|\n";
+  md << "| records | " << s.records << " |\n";
+  md << "| evaluated (n) | " << m.n << " |\n";
+  md << "| accuracy | " << percent(m.accuracy);
+  if (rep.options.bootstrap > 0)
+    md << " (95% CI " << ci_text(s.accuracy_ci) << ", " << rep.options.bootstrap
+       << " bootstrap resamples, seed " << rep.options.seed << ")";
+  md << " |\n";
+  md << "| balanced accuracy | " << percent(m.balanced_accuracy) << " |\n";
+  md << "| macro-F1 | " << percent(m.macro_f1) << " |\n";
+  md << "| skipped | " << s.skipped.total() << " |\n\n";
+
+  if (classes) markdown_classes(md, s);
 
   if (s.landmarks) {
     const auto& l = *s.landmarks;
@@ -615,16 +622,12 @@ void markdown_single(std::ostringstream& md, const Report& rep) {
   }
 }
 
-void markdown_grouped(std::ostringstream& md, const Report& rep) {
+// The cross-group accuracy table and the recall of each class per group.
+template <typename Name>
+void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
+                              const std::vector<const GroupSummary*>& rows, const Name& name) {
   const auto& by = rep.options.group_by;
-  std::vector<const GroupSummary*> rows;
-  for (const auto& g : rep.groups) rows.push_back(&g);
-  rows.push_back(&rep.overall);
-  auto name = [&](const GroupSummary* g) {
-    return g == &rep.overall ? std::string("**overall**") : g->name;
-  };
-  bool boot = rep.options.bootstrap > 0;
-
+  const bool boot = rep.options.bootstrap > 0;
   md << "## Accuracy by " << by << ": " << class_set_text(rep) << "\n\n";
   md << "| " << by << " | n | Acc. (%) |" << (boot ? " 95% CI |" : "")
      << " Bal. acc. (%) | Macro-F1 (%) | skipped |\n|---|--:|--:|" << (boot ? "--:|" : "")
@@ -648,10 +651,22 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
       md << " " << (c.recall_defined ? pct(c.recall) : "–") << " |";
     md << "\n";
   }
+}
 
-  if (rep.overall.landmarks) {
+void markdown_grouped(std::ostringstream& md, const Report& rep) {
+  const auto& by = rep.options.group_by;
+  std::vector<const GroupSummary*> rows;
+  for (const auto& g : rep.groups) rows.push_back(&g);
+  rows.push_back(&rep.overall);
+  auto name = [&](const GroupSummary* g) {
+    return g == &rep.overall ? std::string("**overall**") : g->name;
+  };
+  if (!rep.labels.empty()) markdown_accuracy_tables(md, rep, rows, name);
+  const bool lm = rep.overall.landmarks.has_value();
+
+  if (lm) {
     std::string th = fixed(rep.options.threshold, 2);
-    md << "\n### Landmarks by " << by << "\n\n| " << by
+    md << (rep.labels.empty() ? "## Landmarks by " : "\n### Landmarks by ") << by << "\n\n| " << by
        << " | n | NME inter-ocular (%) | NME inter-pupil (%) | AUC@" << th << " (%) | failure@"
        << th << " (%) |\n|---|--:|--:|--:|--:|--:|\n";
     for (const auto* g : rows) {
@@ -663,10 +678,17 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
     }
   }
 
-  md << "\n### Skipped\n\n| " << by << " | records | skipped | reasons |\n|---|--:|--:|---|\n";
-  for (const auto* g : rows)
+  md << "\n### Skipped\n\n| " << by << " | records | skipped | reasons |"
+     << (lm ? " landmarks skipped | reasons |" : "") << "\n|---|--:|--:|---|"
+     << (lm ? "--:|---|" : "") << "\n";
+  for (const auto* g : rows) {
     md << "| " << name(g) << " | " << g->records << " | " << g->skipped.total() << " | "
-       << skip_text(g->skipped) << " |\n";
+       << skip_text(g->skipped) << " |";
+    if (lm)
+      md << " " << g->landmarks->skipped.total() << " | " << skip_text(g->landmarks->skipped)
+         << " |";
+    md << "\n";
+  }
 }
 
 }  // namespace
