@@ -577,49 +577,62 @@ void markdown_classes(std::ostringstream& md, const GroupSummary& s) {
   }
 }
 
+// A skip table: "k of n records were not scored" and the reasons.
+void markdown_skips(std::ostringstream& md, const char* what, const SkipReport& skipped,
+                    std::size_t records) {
+  md << "\n### Skipped (" << what << ")\n\n"
+     << skipped.total() << " of " << records << " records were not scored";
+  if (!skipped.total()) {
+    md << ".\n";
+    return;
+  }
+  md << ":\n\n| reason | records |\n|---|--:|\n";
+  for (const auto& [name, n] : skipped.reasons) md << "| " << name << " | " << n << " |\n";
+}
+
 void markdown_single(std::ostringstream& md, const Report& rep) {
   const auto& s = rep.overall;
   const auto& m = s.metrics;
   const bool classes = !rep.labels.empty();
+  // A landmark-only run (e.g. 300-W) has no classification to show.
+  const bool classification = classes || !s.landmarks;
   auto percent = [](const std::optional<double>& v) { return v ? pct(v) + "%" : pct(v); };
-  md << "## Evaluation" << (classes ? ": " + class_set_text(rep) : "") << "\n\n";
-  md << "| metric | value |\n|---|---|\n";
-  md << "| records | " << s.records << " |\n";
-  md << "| evaluated (n) | " << m.n << " |\n";
-  md << "| accuracy | " << percent(m.accuracy);
-  if (rep.options.bootstrap > 0)
-    md << " (95% CI " << ci_text(s.accuracy_ci) << ", " << rep.options.bootstrap
-       << " bootstrap resamples, seed " << rep.options.seed << ")";
-  md << " |\n";
-  md << "| balanced accuracy | " << percent(m.balanced_accuracy) << " |\n";
-  md << "| macro-F1 | " << percent(m.macro_f1) << " |\n";
-  md << "| skipped | " << s.skipped.total() << " |\n\n";
-
-  if (classes) markdown_classes(md, s);
+  md << "## Evaluation"
+     << (classes          ? ": " + class_set_text(rep)
+         : classification ? ""
+                          : ": landmarks")
+     << "\n\n";
+  if (classification) {
+    md << "| metric | value |\n|---|---|\n";
+    md << "| records | " << s.records << " |\n";
+    md << "| scored (n) | " << m.n << " |\n";
+    md << "| accuracy | " << percent(m.accuracy);
+    if (rep.options.bootstrap > 0)
+      md << " (95% CI " << ci_text(s.accuracy_ci) << ", " << rep.options.bootstrap
+         << " bootstrap resamples, seed " << rep.options.seed << ")";
+    md << " |\n";
+    md << "| balanced accuracy | " << percent(m.balanced_accuracy) << " |\n";
+    md << "| macro-F1 | " << percent(m.macro_f1) << " |\n";
+    md << "| skipped | " << s.skipped.total() << " |\n\n";
+    if (classes) markdown_classes(md, s);
+  }
 
   if (s.landmarks) {
     const auto& l = *s.landmarks;
     std::string th = fixed(rep.options.threshold, 2);
-    md << "\n### Landmarks\n\n| normalisation | n | mean NME (%) | AUC@" << th << " (%) | failure@"
-       << th << " (%) |\n|---|--:|--:|--:|--:|\n";
+    md << (classification ? "\n### Landmarks\n\n" : "")
+       << "| normalisation | n | mean NME (%) | AUC@" << th << " (%) | failure@" << th
+       << " (%) |\n|---|--:|--:|--:|--:|\n";
     auto row = [&](const char* name, const ErrorStats& e) {
       md << "| " << name << " | " << e.n << " | " << pct(e.mean, 2) << " | " << pct(e.auc, 2)
          << " | " << pct(e.failure_rate, 2) << " |\n";
     };
     row("inter-ocular (corners 36, 45)", l.inter_ocular_stats);
     row("inter-pupil (eye centres)", l.inter_pupil_stats);
-    md << "\nLandmark records skipped: " << l.skipped.total() << " (" << skip_text(l.skipped)
-       << ")\n";
   }
 
-  md << "\n### Skipped\n\n"
-     << s.skipped.total() << " of " << s.records << " records were not evaluated";
-  if (s.skipped.total()) {
-    md << ":\n\n| reason | records |\n|---|--:|\n";
-    for (const auto& [name, n] : s.skipped.reasons) md << "| " << name << " | " << n << " |\n";
-  } else {
-    md << ".\n";
-  }
+  if (classification) markdown_skips(md, "classification", s.skipped, s.records);
+  if (s.landmarks) markdown_skips(md, "landmarks", s.landmarks->skipped, s.records);
 }
 
 // The cross-group accuracy table and the recall of each class per group.
