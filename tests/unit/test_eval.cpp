@@ -263,3 +263,15 @@ TEST(Eval_Formats, markdownAndTsvTables) {
   EXPECT_NE(single.find("### Confusion matrix"), std::string::npos);
   EXPECT_NE(single.find("| **happy** | 1 (100.0) | 1 |"), std::string::npos) << single;
 }
+
+TEST(Eval_Formats, landmarkOnlyRunShowsNoClassification) {
+  auto rep = run({landmark_record(0.9), landmark_record(0.18)});
+  EXPECT_TRUE(rep.labels.empty());
+  EXPECT_EQ(rep.exit_status(), 0);
+  auto md = edan::format_report(rep, edan::ReportFormat::kMarkdown);
+  EXPECT_EQ(md.rfind("## Evaluation: landmarks\n", 0), 0u) << md;
+  EXPECT_EQ(md.find("accuracy"), std::string::npos) << md;
+  EXPECT_NE(md.find("| inter-ocular (corners 36, 45) | 2 | 6.00 | 37.50 | 50.00 |"),
+            std::string::npos)
+      << md;
+}
