@@ -1,0 +1,132 @@
+#pragma once
+// Evaluation of prediction records (edan-eval): records with a ground-truth
+// "label" and/or "landmarks" and a "pred" ({"label", "probs", "landmarks"})
+// become one summary per group (and overall), written as JSON, markdown or
+// TSV. Every record is accounted for: it enters the metrics or is counted in
+// the skip report under a reason.
+#include <boost/json.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "edan/metrics.hpp"
+#include "edan/record.hpp"
+
+namespace edan {
+
+struct EvalOptions {
+  // "3", "6", "7", "8", or "" for the model's classes: the labels the
+  // predictions use (probs keys and predicted labels), plus the truth labels
+  // when no record has probs (so that a class never predicted still counts).
+  std::string classes;
+  // A record field whose value names the group (e.g. "dataset"); "" = none.
+  std::string group_by;
+  // Bootstrap resamples for the accuracy's 95% CI (0 = none) and its seed.
+  int bootstrap = 0;
+  std::uint64_t seed = 1;
+  // Threshold of the cumulative error curve (AUC, failure rate).
+  double threshold = kErrorThreshold;
+};
+
+// Why a record did not enter the metrics of one family (classification or
+// landmarks). Reasons marked "problem" make edan-eval exit 1; the others are
+// exclusions by protocol.
+//   error                  the record carries "error"              (problem)
+//   no_truth               neither "label" nor "landmarks"          (problem)
+//   no_label               no "label", but landmarks (classification only)
+//   no_landmarks           no "landmarks", but a label (landmarks only)
+//   unknown_label          "label" is not a known emotion name       (problem)
+//   bad_truth              "label"/"landmarks" malformed            (problem)
+//   no_prediction          no "pred", or none of what is scored     (problem)
+//   bad_prediction         "pred" malformed, unknown predicted label (problem)
+//   truth_surprise         truth is surprise under --classes 3
+//   truth_outside_classes  truth has no place in the evaluated classes
+struct SkipReport {
+  std::vector<std::pair<std::string, std::size_t>> reasons;  // in the order listed above
+  // Counts k more records under reason; an empty reason counts nothing.
+  void add(std::string_view reason, std::size_t k = 1);
+  std::size_t total() const;     // all skipped records
+  std::size_t problems() const;  // those skipped for a "problem" reason
+};
+// True for the reasons marked "problem" above.
+bool is_problem_reason(std::string_view reason);
+
+// Landmark results of one group, under both normalisations.
+struct LandmarkSummary {
+  std::vector<double> inter_ocular, inter_pupil;  // per-record NME, input order
+  ErrorStats inter_ocular_stats, inter_pupil_stats;
+  SkipReport skipped;
+};
+
+// The summary of one group (or of all records).
+struct GroupSummary {
+  std::string name;                 // group value, or "overall"
+  std::size_t records = 0;          // records read into this group
+  std::size_t problem_records = 0;  // records skipped for a problem reason
+  ConfusionMatrix confusion;        // label order = the report's labels
+  ClassificationMetrics metrics;
+  std::optional<Interval> accuracy_ci;
+  SkipReport skipped;                        // classification: records == n + skipped.total()
+  std::optional<LandmarkSummary> landmarks;  // when any record has "landmarks"
+};
+
+struct Report {
+  EvalOptions options;
+  std::vector<std::string> labels;   // class order of every confusion matrix
+  std::vector<GroupSummary> groups;  // empty unless group_by is set
+  GroupSummary overall;
+  // Notes on undefined ratios (e.g. a class never predicted).
+  std::vector<std::string> notes;
+  // Records skipped for a problem reason (see SkipReport) by the
+  // classification or the landmark metrics, each counted once.
+  std::size_t problems() const;
+  // 0 when every record was usable or excluded by protocol, 1 when some
+  // were skipped for a problem reason.
+  int exit_status() const;
+};
+
+// Accumulates records, then computes the report.
+class Evaluator {
+ public:
+  // Throws UsageError on a bad option (unknown class set, negative
+  // bootstrap, threshold <= 0).
+  explicit Evaluator(EvalOptions opt);
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
+
+  // Reads one record. Never throws on bad data: a record that cannot be
+  // scored is counted in the skip report under its reason.
+  void add(const Record& r);
+  // The report over everything added so far.
+  Report finish() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The report as one JSON object. Without grouping: the overall summary
+// (see man edan-eval for the keys). With grouping: {"group_by", "labels",
+// "groups": [{"group": name, ...summary}], "overall": {...}}.
+boost::json::object report_to_json(const Report& report);
+// Readable tables (GitHub markdown). Without grouping: metrics, per-class
+// scores, confusion matrix, landmarks, skips. With grouping: one compact
+// cross-group table (like the paper's Tables 2 and 3, in percent), the
+// per-class recall per group, then the skips.
+std::string report_to_markdown(const Report& report);
+// One header row, then one row per group and "overall" (fractions, "NA"
+// where undefined).
+std::string report_to_tsv(const Report& report);
+enum class ReportFormat { kJson, kMarkdown, kTsv };
+// Parses "json", "markdown" (or "md"), "tsv". Throws UsageError otherwise.
+ReportFormat parse_report_format(std::string_view name);
+// The report in that format; JSON is one compact line, newline-terminated.
+std::string format_report(const Report& report, ReportFormat format);
+
+}  // namespace edan
