@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
     auto fmt = edan::parse_report_format(format);
+    if (fmt == edan::ReportFormat::kTsv) throw edan::UsageError("--format: json or markdown");
     if (table) {
       edan::write_emfacs_table(tool.out(), edan::parse_au_table(opt.table), fmt);
       return edan::kExitOk;

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     edan::Evaluator evaluator(opt);
     tool.for_each_input([&](edan::Record& r) { evaluator.add(r); });
     const auto report = evaluator.finish();
-    std::fputs(edan::format_report(report, fmt).c_str(), tool.out());
+    edan::write_text(tool.out(), edan::format_report(report, fmt), /*flush=*/true);
     if (!plots.empty()) edan::write_report_plots(report, plots);
     if (auto n = report.problems())
       tool.warn(std::to_string(n) +

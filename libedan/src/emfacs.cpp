@@ -147,29 +147,19 @@ std::string string_in(const json::object& o, const char* key, const char* where)
   return std::string(it->value().get_string());
 }
 
-void write_text(std::FILE* out, const std::string& text) {
-  if (std::fwrite(text.data(), 1, text.size(), out) != text.size() || std::fflush(out) != 0) {
-    if (errno == EPIPE) throw BrokenPipe();
-    throw FatalError(std::string("write error: ") + std::strerror(errno));
-  }
-}
-
 }  // namespace
 
-ReportFormat parse_report_format(std::string_view name) {
-  if (name == "json") return ReportFormat::kJson;
-  if (name == "markdown" || name == "md") return ReportFormat::kMarkdown;
-  throw UsageError("unknown format '" + std::string(name) + "' (json or markdown)");
-}
-
 void write_emfacs_table(std::FILE* out, AuTable table, ReportFormat format) {
-  write_text(out, format == ReportFormat::kJson ? to_line(emfacs_table_json(table)) + "\n"
-                                                : emfacs_table_markdown(table));
+  write_text(out,
+             format == ReportFormat::kJson ? to_line(emfacs_table_json(table)) + "\n"
+                                           : emfacs_table_markdown(table),
+             /*flush=*/true);
 }
 
 void AuOverlap::write(std::FILE* out, ReportFormat format) const {
   write_text(out,
-             format == ReportFormat::kJson ? to_line(report_json()) + "\n" : report_markdown());
+             format == ReportFormat::kJson ? to_line(report_json()) + "\n" : report_markdown(),
+             /*flush=*/true);
 }
 
 AuTable parse_au_table(std::string_view name) {

@@ -758,12 +758,6 @@ std::string report_to_tsv(const Report& rep) {
   return t.str();
 }
 
-ReportFormat parse_report_format(std::string_view name) {
-  if (name == "json") return ReportFormat::kJson;
-  if (name == "markdown" || name == "md") return ReportFormat::kMarkdown;
-  if (name == "tsv") return ReportFormat::kTsv;
-  throw UsageError("unknown format '" + std::string(name) + "' (expected json, markdown or tsv)");
-}
 
 std::string format_report(const Report& rep, ReportFormat format) {
   switch (format) {

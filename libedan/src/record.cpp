@@ -141,11 +141,16 @@ namespace {
 }
 }  // namespace
 
+void write_text(std::FILE* out, std::string_view text, bool flush) {
+  errno = 0;
+  if (std::fwrite(text.data(), 1, text.size(), out) != text.size()) write_failed();
+  if (flush && std::fflush(out) != 0) write_failed();
+}
+
 void RecordWriter::write(const Record& r) {
   std::string s = to_line(r);
   s.push_back('\n');
-  errno = 0;
-  if (std::fwrite(s.data(), 1, s.size(), out_) != s.size()) write_failed();
+  write_text(out_, s);
 }
 
 void RecordWriter::flush() {

@@ -150,7 +150,7 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   run edan-index --layout affectnet-csv an
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 4 ]
-  [[ "${lines[0]}" == '{"image":"an/689/a.jpg","dataset":"affectnet","split":"train","label":"happy","box":[10,20,100,110],"landmarks":[[5E-1,1.5E0],'* ]]
+  [[ "${lines[0]}" == '{"image":"an/689/a.jpg","dataset":"affectnet","split":"train","label":"happy","box":[10,20,100,110],"landmarks":[[0.5,1.5],'* ]]
   [ "$(echo "${lines[0]}" | landmark_brackets)" -eq 69 ]
   [[ "${lines[1]}" == *'"image":"an/689/b.jpg"'*'"error":"an/training.csv:3: expression 8 (None) has no emotion label"'* ]]
   [[ "${lines[2]}" == *'"image":"an/689/c.jpg"'*'"error":"an/training.csv:4: facial_landmarks has 3 numbers, expected 136"'* ]]
@@ -169,12 +169,12 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 4 ]
   [[ "${lines[0]}" == *'"image":"w/afw/d.jpg","dataset":"afw","error":"w/afw/d.pts: line 73: unexpected text after'* ]]
-  [[ "${lines[1]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[5E-1,1E0],[1.5E0,3E0],'* ]]
+  [[ "${lines[1]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[0.5,1.0],[1.5,3.0],'* ]]
   [ "$(echo "${lines[1]}" | landmark_brackets)" -eq 69 ]
   [[ "${lines[2]}" == *'"error":"w/helen/trainset/b.pts: found 67 points, n_points says 68"'* ]]
   [[ "${lines[3]}" == *'"error":"w/helen/trainset/c.png: no landmarks: cannot read w/helen/trainset/c.pts"'* ]]
   run edan-index --layout 300w --pts-base 0 w/helen/trainset/
-  [[ "${lines[0]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[1.5E0,2E0],'* ]]
+  [[ "${lines[0]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[1.5,2.0],'* ]]
 }
 
 @test "shared data: fer2013 folders give 35887 records with the README's per-class counts" {

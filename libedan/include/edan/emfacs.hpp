@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "edan/record.hpp"
+#include "edan/report.hpp"
 
 namespace edan {
 
@@ -52,10 +53,6 @@ const std::vector<EmfacsEntry>& emfacs_table(AuTable table);
 // The row of a canonical emotion label, or nullptr (neutral, unknown names).
 const EmfacsEntry* emfacs_entry(AuTable table, std::string_view emotion);
 
-// Report formats: one JSON object on one line, or markdown tables.
-enum class ReportFormat { kJson, kMarkdown };
-// Parses "json" or "markdown". Throws UsageError otherwise.
-ReportFormat parse_report_format(std::string_view name);
 
 // The table as JSON (an object with "table" and "emotions") or markdown.
 boost::json::object emfacs_table_json(AuTable table);

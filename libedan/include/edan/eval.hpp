@@ -16,6 +16,7 @@
 
 #include "edan/metrics.hpp"
 #include "edan/record.hpp"
+#include "edan/report.hpp"
 
 namespace edan {
 
@@ -123,9 +124,6 @@ std::string report_to_markdown(const Report& report);
 // One header row, then one row per group and "overall" (fractions, "NA"
 // where undefined).
 std::string report_to_tsv(const Report& report);
-enum class ReportFormat { kJson, kMarkdown, kTsv };
-// Parses "json", "markdown" (or "md"), "tsv". Throws UsageError otherwise.
-ReportFormat parse_report_format(std::string_view name);
 // The report in that format; JSON is one compact line, newline-terminated.
 std::string format_report(const Report& report, ReportFormat format);
 

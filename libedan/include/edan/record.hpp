@@ -52,6 +52,10 @@ class RecordReader {
 struct BrokenPipe : std::exception {
   const char* what() const noexcept override { return "broken pipe"; }
 };
+// Writes text to out, checked: throws BrokenPipe on EPIPE and FatalError on
+// other write errors (e.g. a full disk). Flushes when flush is true.
+void write_text(std::FILE* out, std::string_view text, bool flush = false);
+
 class RecordWriter {
  public:
   explicit RecordWriter(std::FILE* out) : out_(out) {}
