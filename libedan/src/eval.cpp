@@ -768,7 +768,7 @@ std::string format_report(const Report& rep, ReportFormat format) {
     case ReportFormat::kJson:
       break;
   }
-  return json::serialize(report_to_json(rep)) + "\n";
+  return to_line(report_to_json(rep)) + "\n";
 }
 
 }  // namespace edan
