@@ -715,6 +715,8 @@ void save_checkpoint(const std::string& path, EmotionalDan& model, const Snapsho
                            {"fingerprint", print},
                            {"state", state.to_json()}};
   archive.write("meta", c10::IValue(boost::json::serialize(meta)));
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) make_dirs(parent.string());
   std::string tmp = temp_path_for(path);
   try {
     archive.save_to(tmp);
