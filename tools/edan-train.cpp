@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   tool.add({"--widths"}, "W1,W2,W3,W4", "channels of the 4 conv blocks (default: preset)",
            &opt.widths);
   tool.add({"--stages"}, "N", "number of DAN stages (default: preset)", &opt.stages);
+  tool.add({"--dropout"}, "P", "dropout after each pool (default: preset, 0.5)", &opt.dropout);
   tool.add({"--classes"}, "N", "emotion classes: 7, 8 or 3", &opt.classes);
   tool.add({"--val"}, "FILE", "validation records (default: hold out --val-fraction)", &opt.val);
   tool.add({"--val-fraction"}, "F", "share of the input held out for validation, by subject",
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   tool.add_threads();
   tool.add_device();
   tool.add_seed();
+  tool.epilog("Stopped by SIGINT or SIGTERM: checkpoint written, exit 130 or 143.");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   opt.batch = tool.batch();
   opt.threads = tool.threads();

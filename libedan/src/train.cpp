@@ -305,6 +305,7 @@ ModelConfig train_config(const TrainOptions& opt) {
   if (opt.size > 0) c.size = opt.size;
   if (!opt.widths.empty()) c.widths = opt.widths;
   if (opt.stages > 0) c.stages = opt.stages;
+  if (opt.dropout >= 0) c.dropout = opt.dropout;
   c.labels = class_names(parse_class_set(opt.classes));
   check_config(c);
   return c;
@@ -631,7 +632,7 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
   boost::json::array widths;
   for (auto w : c.widths) widths.push_back(w);
   return {{"preset", o.preset},     {"size", c.size},          {"widths", widths},
-          {"stages", c.stages},     {"classes", o.classes},    {"alpha", o.alpha},
+          {"stages", c.stages},     {"dropout", c.dropout},    {"classes", o.classes},    {"alpha", o.alpha},
           {"beta", o.beta},         {"epochs", o.epochs},      {"patience", o.patience},
           {"lr_base", o.lr_base},   {"lr_max", o.lr_max},      {"lr_step", o.lr_step},
           {"optimizer", o.optimizer}, {"augment", !o.no_augment}, {"batch", o.batch},

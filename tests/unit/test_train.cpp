@@ -316,9 +316,11 @@ TEST(Train_TrainModel, learnsSyntheticFaces) {
               train(last, "accuracy"), train(last, "nme"), val(last, "accuracy"),
               val(last, "nme"));
   EXPECT_LT(train(last, "loss"), 0.6 * train(0, "loss"));
-  EXPECT_GT(train(last, "accuracy"), 0.8);  // chance: 1/3
+  // Chance is 1/3. Training accuracy is measured under dropout and
+  // augmentation, so it stays below the validation accuracy.
+  EXPECT_GT(train(last, "accuracy"), 0.6);
+  EXPECT_GT(val(last, "accuracy"), 0.85);
   EXPECT_LT(train(last, "nme"), train(0, "nme"));
-  EXPECT_GT(val(last, "accuracy"), 0.7);
 }
 
 TEST(Train_TrainModel, resumedRunEqualsUninterrupted) {
