@@ -239,6 +239,10 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
       if (!path) path = get_string(r, "image");
       if (!path) throw RecordError("no \"crop\" or \"image\" field");
       auto file = resolve_path(*path, base_dir);
+      std::error_code ec;
+      // Checked first: OpenCV would also print its own warning on stderr.
+      if (!std::filesystem::is_regular_file(file, ec))
+        throw RecordError(*path + ": cannot read image: no such file");
       cv::Mat img = cv::imread(file, cv::IMREAD_GRAYSCALE);
       if (img.empty()) throw RecordError(*path + ": cannot read image");
       const double sx = static_cast<double>(size) / img.cols;
