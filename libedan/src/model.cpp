@@ -352,17 +352,26 @@ torch::Tensor landmark_heatmaps(const torch::Tensor& landmarks, std::int64_t siz
   auto opts = landmarks.options();
   auto r = torch::arange(-kHalf, kHalf + 1, opts);
   auto offsets = torch::stack(torch::meshgrid({r, r}, "ij"), -1).flip(-1).reshape({1, 1, -1, 2});
-  auto lm = landmarks.detach().unsqueeze(2);             // [N,K,1,2]
-  auto pix = lm.round() + offsets;                       // [N,K,P,2]
+  auto lm = landmarks.detach().unsqueeze(2);                  // [N,K,1,2]
+  auto pix = lm.round() + offsets;                            // [N,K,P,2]
   auto value = 1.0 / (1.0 + (pix - lm).norm(2, /*dim=*/-1));  // [N,K,P]
   auto px = pix.select(-1, 0), py = pix.select(-1, 1);
   auto inside = (px >= 0) & (px <= size - 1) & (py >= 0) & (py <= size - 1);
-  auto index = (py * size + px).to(torch::kLong).masked_fill(~inside, 0);
+  // Pixels outside the frame go to a spare last slot, dropped at the end.
+  const std::int64_t spare = size * size;
+  auto index = (py * size + px).to(torch::kLong).masked_fill(~inside, spare);
   value = value.masked_fill(~inside, 0);
-  auto heat = torch::zeros({n, size * size}, opts);
-  heat.scatter_reduce_(1, index.view({n, -1}), value.view({n, -1}), "amax", /*include_self=*/true);
-  (void)k;
-  return heat.view({n, 1, size, size});
+  auto heat = torch::zeros({n, spare + 1}, opts);
+  // One landmark at a time: within a patch every pixel is distinct, so a
+  // gather-max-scatter is exact and deterministic (scatter_reduce "amax" is
+  // still beta in LibTorch 1.13 and warns on stderr).
+  index = index.transpose(0, 1).contiguous();  // [K,N,P]
+  value = value.transpose(0, 1).contiguous();
+  for (std::int64_t j = 0; j < k; ++j) {
+    auto idx = index[j], val = value[j];
+    heat.scatter_(1, idx, torch::maximum(heat.gather(1, idx), val));
+  }
+  return heat.narrow(1, 0, spare).reshape({n, 1, size, size});
 }
 
 // --- the model file -----------------------------------------------------------
