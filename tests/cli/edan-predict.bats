@@ -152,3 +152,13 @@ EOF
   [ "$status" -eq 0 ]
   [ "$(jq '.pred.landmarks | length' out.jsonl)" -eq 68 ]
 }
+
+@test "man page example: shards run with xargs -P join to the unsharded output" {
+  for i in 1 2 3 4 5 6 7; do echo "{\"crop\":\"face.png\",\"n\":$i}"; done > crops.jsonl
+  edan-predict -m model.edan --threads 1 crops.jsonl | sort > whole.jsonl
+  seq 1 3 | xargs -P 3 -I{} \
+    edan-predict -m model.edan --threads 1 --shard {}/3 -o part{}.jsonl crops.jsonl
+  cat part*.jsonl | sort > joined.jsonl
+  [ "$(count_lines joined.jsonl)" -eq 7 ]
+  cmp whole.jsonl joined.jsonl
+}
