@@ -1,6 +1,9 @@
 #include "edan/model.hpp"
 
+#include <ATen/Parallel.h>
 #include <unistd.h>
+
+#include <cmath>
 
 #include <cstdlib>
 #include <filesystem>
@@ -345,24 +348,70 @@ torch::Tensor warp_images(const torch::Tensor& images, const torch::Tensor& t) {
                             .align_corners(true));
 }
 
-torch::Tensor landmark_heatmaps(const torch::Tensor& landmarks, std::int64_t size) {
+namespace detail {
+torch::Tensor landmark_heatmaps_vectorised(const torch::Tensor& landmarks, std::int64_t size) {
   torch::NoGradGuard no_grad;
   constexpr std::int64_t kHalf = 8;  // 17×17 patch
   const std::int64_t n = landmarks.size(0), k = landmarks.size(1);
   auto opts = landmarks.options();
   auto r = torch::arange(-kHalf, kHalf + 1, opts);
   auto offsets = torch::stack(torch::meshgrid({r, r}, "ij"), -1).flip(-1).reshape({1, 1, -1, 2});
-  auto lm = landmarks.detach().unsqueeze(2);             // [N,K,1,2]
-  auto pix = lm.round() + offsets;                       // [N,K,P,2]
+  auto lm = landmarks.detach().unsqueeze(2);                  // [N,K,1,2]
+  auto pix = lm.round() + offsets;                            // [N,K,P,2]
   auto value = 1.0 / (1.0 + (pix - lm).norm(2, /*dim=*/-1));  // [N,K,P]
   auto px = pix.select(-1, 0), py = pix.select(-1, 1);
   auto inside = (px >= 0) & (px <= size - 1) & (py >= 0) & (py <= size - 1);
-  auto index = (py * size + px).to(torch::kLong).masked_fill(~inside, 0);
+  // Pixels outside the frame go to a spare last slot, dropped at the end.
+  const std::int64_t spare = size * size;
+  auto index = (py * size + px).to(torch::kLong).masked_fill(~inside, spare);
   value = value.masked_fill(~inside, 0);
-  auto heat = torch::zeros({n, size * size}, opts);
-  heat.scatter_reduce_(1, index.view({n, -1}), value.view({n, -1}), "amax", /*include_self=*/true);
-  (void)k;
-  return heat.view({n, 1, size, size});
+  auto heat = torch::zeros({n, spare + 1}, opts);
+  // One landmark at a time: within a patch every pixel is distinct, so a
+  // gather-max-scatter is exact and deterministic (scatter_reduce "amax" is
+  // still beta in LibTorch 1.13 and warns on stderr).
+  index = index.transpose(0, 1).contiguous();  // [K,N,P]
+  value = value.transpose(0, 1).contiguous();
+  for (std::int64_t j = 0; j < k; ++j) {
+    auto idx = index[j], val = value[j];
+    heat.scatter_(1, idx, torch::maximum(heat.gather(1, idx), val));
+  }
+  return heat.narrow(1, 0, spare).reshape({n, 1, size, size});
+}
+}  // namespace detail
+
+torch::Tensor landmark_heatmaps(const torch::Tensor& landmarks, std::int64_t size) {
+  if (!landmarks.device().is_cpu()) return detail::landmark_heatmaps_vectorised(landmarks, size);
+  // On the CPU a direct loop over the 17×17 patches is an order of magnitude
+  // faster than the tensor formulation (a few hundred thousand pixels).
+  constexpr int kHalf = 8;
+  auto lm = landmarks.detach().to(torch::kFloat32).contiguous();
+  const std::int64_t n = lm.size(0), k = lm.size(1);
+  auto heat = torch::zeros({n, 1, size, size}, torch::kFloat32);
+  const float* src = lm.data_ptr<float>();
+  float* dst = heat.data_ptr<float>();
+  at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      float* h = dst + i * size * size;
+      for (std::int64_t j = 0; j < k; ++j) {
+        const float lx = src[(i * k + j) * 2], ly = src[(i * k + j) * 2 + 1];
+        if (!std::isfinite(lx) || !std::isfinite(ly)) continue;
+        const float cx = std::nearbyint(lx), cy = std::nearbyint(ly);
+        if (cx < -kHalf || cy < -kHalf || cx > size - 1 + kHalf || cy > size - 1 + kHalf) continue;
+        for (int dy = -kHalf; dy <= kHalf; ++dy) {
+          const float py = cy + static_cast<float>(dy);
+          if (py < 0 || py > static_cast<float>(size - 1)) continue;
+          for (int dx = -kHalf; dx <= kHalf; ++dx) {
+            const float px = cx + static_cast<float>(dx);
+            if (px < 0 || px > static_cast<float>(size - 1)) continue;
+            const float v = 1.0f / (1.0f + std::hypot(px - lx, py - ly));
+            float& cell = h[static_cast<std::int64_t>(py) * size + static_cast<std::int64_t>(px)];
+            if (v > cell) cell = v;
+          }
+        }
+      }
+    }
+  });
+  return heat.to(landmarks.options().dtype(torch::kFloat32));
 }
 
 // --- the model file -----------------------------------------------------------

@@ -170,6 +170,17 @@ TEST(Model_LandmarkHeatmaps, maxOverLandmarksAndSubpixel) {
   EXPECT_EQ(at(29, 20), 0.f);
 }
 
+TEST(Model_LandmarkHeatmaps, loopAndTensorFormsAgree) {
+  torch::manual_seed(5);
+  auto lm = torch::rand({3, 68, 2}) * 44 - 6;  // some patches cross the border
+  lm[1][3][0] = 12.5f;                         // a tie: rounds to even
+  lm[1][3][1] = 7.5f;
+  auto a = edan::landmark_heatmaps(lm, 32);
+  auto b = edan::detail::landmark_heatmaps_vectorised(lm, 32);
+  EXPECT_TRUE(torch::allclose(a, b, 1e-6, 1e-6));
+  EXPECT_GT(a.sum().item<float>(), 10.f);
+}
+
 TEST(Model_DanStage, outputShapes) {
   auto c = tiny_config();
   edan::DanStage s1(c, 0), s2(c, 1);

@@ -157,6 +157,10 @@ torch::Tensor warp_images(const torch::Tensor& images, const torch::Tensor& t);
 // landmarks l of 1/(1+|p-l|) within the 17×17 patch centred on l rounded to
 // the nearest pixel (0 elsewhere). Not differentiable.
 torch::Tensor landmark_heatmaps(const torch::Tensor& landmarks, std::int64_t size);
+namespace detail {
+// The same in tensor operations (used on GPUs; public for its test).
+torch::Tensor landmark_heatmaps_vectorised(const torch::Tensor& landmarks, std::int64_t size);
+}  // namespace detail
 
 // Shape <-> tensor ([68,2] float32 on the CPU).
 torch::Tensor shape_to_tensor(const Shape& s);
