@@ -24,8 +24,7 @@ int main(int argc, char** argv) {
            &opt.patience);
   tool.add({"--lr-base"}, "LR", "cyclical learning rate: lower bound", &opt.lr_base);
   tool.add({"--lr-max"}, "LR", "cyclical learning rate: upper bound", &opt.lr_max);
-  tool.add({"--lr-step"}, "N", "iterations per half cycle (default: 0 = two epochs)",
-           &opt.lr_step);
+  tool.add({"--lr-step"}, "N", "iterations per half cycle (default: 0 = two epochs)", &opt.lr_step);
   tool.add({"--optimizer"}, "NAME", "sgd (momentum 0.9) or adam", &opt.optimizer);
   tool.add_flag({"--no-augment"}, "no flips, affine jitter or brightness/contrast changes",
                 &opt.no_augment);

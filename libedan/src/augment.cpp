@@ -21,9 +21,7 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 double uniform01(std::uint64_t& state) {
   return static_cast<double>(splitmix64(state) >> 11) * (1.0 / 9007199254740992.0);
 }
-double uniform(std::uint64_t& state, double range) {
-  return (2 * uniform01(state) - 1) * range;
-}
+double uniform(std::uint64_t& state, double range) { return (2 * uniform01(state) - 1) * range; }
 
 bool is_identity(const Augmentation& a) {
   return !a.flip && a.angle == 0 && a.scale == 1 && a.dx == 0 && a.dy == 0;
@@ -78,9 +76,8 @@ void apply_augmentations(torch::Tensor& images, torch::Tensor& landmarks,
   const std::int64_t n = images.size(0), size = images.size(2);
   if (static_cast<std::int64_t>(augs.size()) != n)
     throw std::invalid_argument("apply_augmentations: one augmentation per image needed");
-  if (landmarks.defined() &&
-      (landmarks.dim() != 3 || landmarks.size(0) != n || landmarks.size(1) != 68 ||
-       landmarks.size(2) != 2))
+  if (landmarks.defined() && (landmarks.dim() != 3 || landmarks.size(0) != n ||
+                              landmarks.size(1) != 68 || landmarks.size(2) != 2))
     throw std::invalid_argument("apply_augmentations: landmarks must be [N,68,2]");
 
   bool any_geometry = false;
@@ -115,17 +112,16 @@ void apply_augmentations(torch::Tensor& images, torch::Tensor& landmarks,
     auto gy = coords.view({size, 1}).expand({size, size});
     auto gx = coords.view({1, size}).expand({size, size});
     auto p = torch::stack({gx, gy, torch::ones({size, size}, opts)}, -1)
-                 .view({1, size * size, 3});                    // [1,P,3]
-    auto src = torch::matmul(p, inv.transpose(1, 2));             // [N,P,2]
+                 .view({1, size * size, 3});           // [1,P,3]
+    auto src = torch::matmul(p, inv.transpose(1, 2));  // [N,P,2]
     auto grid = (src * (2.0 / static_cast<double>(size - 1)) - 1.0)
                     .view({n, size, size, 2})
                     .to(images.scalar_type());
-    images = torch::nn::functional::grid_sample(
-        images, grid,
-        torch::nn::functional::GridSampleFuncOptions()
-            .mode(torch::kBilinear)
-            .padding_mode(torch::kBorder)
-            .align_corners(true));
+    images = torch::nn::functional::grid_sample(images, grid,
+                                                torch::nn::functional::GridSampleFuncOptions()
+                                                    .mode(torch::kBilinear)
+                                                    .padding_mode(torch::kBorder)
+                                                    .align_corners(true));
     if (landmarks.defined()) {
       auto pts = landmarks.to(torch::kFloat64);
       auto moved = torch::matmul(pts, fwd.narrow(2, 0, 2).transpose(1, 2)) +

@@ -3,13 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <limits>
@@ -148,16 +148,16 @@ Shape schematic_shape(double size) {
   for (int k = 0; k < 4; ++k) s.push_back({0, -0.3 + 0.15 * k});  // nose bridge
   const double nostril_y[5] = {0.25, 0.27, 0.28, 0.27, 0.25};
   for (int k = 0; k < 5; ++k) s.push_back({-0.2 + 0.1 * k, nostril_y[k]});
-  const Shape left_eye = {{-0.62, -0.25}, {-0.5, -0.32}, {-0.34, -0.32},
+  const Shape left_eye = {{-0.62, -0.25}, {-0.5, -0.32},  {-0.34, -0.32},
                           {-0.22, -0.25}, {-0.34, -0.19}, {-0.5, -0.19}};
   const Shape right_eye = {{0.22, -0.25}, {0.34, -0.32}, {0.5, -0.32},
                            {0.62, -0.25}, {0.5, -0.19},  {0.34, -0.19}};
   s.insert(s.end(), left_eye.begin(), left_eye.end());
   s.insert(s.end(), right_eye.begin(), right_eye.end());
-  const Shape mouth = {{-0.35, 0.5}, {-0.22, 0.44}, {-0.08, 0.42}, {0, 0.43},   {0.08, 0.42},
-                       {0.22, 0.44}, {0.35, 0.5},   {0.22, 0.58},  {0.08, 0.61}, {0, 0.62},
-                       {-0.08, 0.61}, {-0.22, 0.58}, {-0.28, 0.5}, {-0.1, 0.48}, {0, 0.48},
-                       {0.1, 0.48},  {0.28, 0.5},   {0.1, 0.53},   {0, 0.53},   {-0.1, 0.53}};
+  const Shape mouth = {{-0.35, 0.5},  {-0.22, 0.44}, {-0.08, 0.42}, {0, 0.43},    {0.08, 0.42},
+                       {0.22, 0.44},  {0.35, 0.5},   {0.22, 0.58},  {0.08, 0.61}, {0, 0.62},
+                       {-0.08, 0.61}, {-0.22, 0.58}, {-0.28, 0.5},  {-0.1, 0.48}, {0, 0.48},
+                       {0.1, 0.48},   {0.28, 0.5},   {0.1, 0.53},   {0, 0.53},    {-0.1, 0.53}};
   s.insert(s.end(), mouth.begin(), mouth.end());
   return mean_shape({s}, size, 0.8);
 }
@@ -186,8 +186,7 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
 }  // namespace
 
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
-                              ClassSet classes, const std::string& base_dir,
-                              LoadReport& report) {
+                              ClassSet classes, const std::string& base_dir, LoadReport& report) {
   const std::int64_t n = static_cast<std::int64_t>(records.size());
   auto images = torch::empty({n, size, size}, torch::kUInt8);
   auto landmarks = torch::zeros({n, 68, 2}, torch::kFloat32);
@@ -343,8 +342,7 @@ void print_report(const LoadReport& r, const std::string& what,
   const std::size_t skipped = r.failed + r.unusable + r.dropped;
   if (skipped == 0 && r.label_ignored == 0) return;
   const std::size_t shown = 10;
-  for (std::size_t i = 0; i < r.messages.size() && i < shown; ++i)
-    note(what + " " + r.messages[i]);
+  for (std::size_t i = 0; i < r.messages.size() && i < shown; ++i) note(what + " " + r.messages[i]);
   if (r.messages.size() > shown)
     note(what + ": ... " + std::to_string(r.messages.size() - shown) + " more skipped");
   std::ostringstream s;
@@ -369,8 +367,8 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
   print_report(data.report, "training input", note);
   if (!opt.val.empty()) {
     LoadReport val_report;
-    data.val = load_training_set(read_records_file(opt.val), config.size, classes,
-                                 dir_of(opt.val), val_report);
+    data.val = load_training_set(read_records_file(opt.val), config.size, classes, dir_of(opt.val),
+                                 val_report);
     print_report(val_report, opt.val, note);
     data.report.read += val_report.read;
     data.report.failed += val_report.failed;
@@ -437,7 +435,8 @@ class SignalScope {
   }
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 struct Batch {
@@ -474,9 +473,10 @@ struct Tally {
   boost::json::object to_json(double alpha, double beta) const {
     boost::json::object o;
     o["loss"] = loss(alpha, beta);
-    o["accuracy"] = with_labels ? boost::json::value(static_cast<double>(correct) /
-                                                     static_cast<double>(with_labels))
-                                : boost::json::value(nullptr);
+    o["accuracy"] =
+        with_labels
+            ? boost::json::value(static_cast<double>(correct) / static_cast<double>(with_labels))
+            : boost::json::value(nullptr);
     o["nme"] = with_landmarks ? boost::json::value(mean_nme()) : boost::json::value(nullptr);
     o["nme_io"] = with_landmarks ? boost::json::value(nme_io / static_cast<double>(with_landmarks))
                                  : boost::json::value(nullptr);
@@ -484,8 +484,12 @@ struct Tally {
     return o;
   }
   boost::json::object state() const {
-    return {{"nme", nme}, {"nme_io", nme_io}, {"ce", ce}, {"n", n},
-            {"with_landmarks", with_landmarks}, {"with_labels", with_labels},
+    return {{"nme", nme},
+            {"nme_io", nme_io},
+            {"ce", ce},
+            {"n", n},
+            {"with_landmarks", with_landmarks},
+            {"with_labels", with_labels},
             {"correct", correct}};
   }
   static Tally from_state(const boost::json::object& o) {
@@ -508,8 +512,7 @@ class BatchMaker {
              torch::Device device)
       : set_(set), meta_(meta), augment_(augment), seed_(seed), device_(device) {}
 
-  Batch make(const std::vector<std::int64_t>& index, std::int64_t stage,
-             std::int64_t epoch) const {
+  Batch make(const std::vector<std::int64_t>& index, std::int64_t stage, std::int64_t epoch) const {
     auto idx = torch::tensor(index, torch::kLong);
     Batch b;
     auto pixels = set_.images.index_select(0, idx).to(torch::kFloat32).div_(255.0).unsqueeze(1);
@@ -544,8 +547,8 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::i
                                       std::int64_t epoch) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), std::int64_t{0});
-  const std::uint64_t s = mix_seed({seed, 0x0DE7ull, static_cast<std::uint64_t>(stage),
-                                    static_cast<std::uint64_t>(epoch)});
+  const std::uint64_t s = mix_seed(
+      {seed, 0x0DE7ull, static_cast<std::uint64_t>(stage), static_cast<std::uint64_t>(epoch)});
   for (std::size_t i = order.size(); i > 1; --i)
     std::swap(order[i - 1], order[mix_seed({s, i}) % i]);
   return order;
@@ -599,8 +602,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& opt,
   if (opt.optimizer == "adam")
     return std::make_unique<torch::optim::Adam>(std::move(params),
                                                 torch::optim::AdamOptions(opt.lr_base));
-  return std::make_unique<torch::optim::SGD>(
-      std::move(params), torch::optim::SGDOptions(opt.lr_base).momentum(0.9));
+  return std::make_unique<torch::optim::SGD>(std::move(params),
+                                             torch::optim::SGDOptions(opt.lr_base).momentum(0.9));
 }
 
 // Trainable = stage s only; earlier stages frozen.
@@ -635,12 +638,25 @@ std::string duration(double s) {
 boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
   boost::json::array widths;
   for (auto w : c.widths) widths.push_back(w);
-  return {{"preset", o.preset},     {"size", c.size},          {"widths", widths},
-          {"stages", c.stages},     {"dropout", c.dropout},    {"classes", o.classes},    {"alpha", o.alpha},
-          {"beta", o.beta},         {"epochs", o.epochs},      {"patience", o.patience},
-          {"lr_base", o.lr_base},   {"lr_max", o.lr_max},      {"lr_step", o.lr_step},
-          {"optimizer", o.optimizer}, {"augment", !o.no_augment}, {"batch", o.batch},
-          {"seed", static_cast<std::int64_t>(o.seed)},         {"val", o.val},            {"val_fraction", o.val_fraction}};
+  return {{"preset", o.preset},
+          {"size", c.size},
+          {"widths", widths},
+          {"stages", c.stages},
+          {"dropout", c.dropout},
+          {"classes", o.classes},
+          {"alpha", o.alpha},
+          {"beta", o.beta},
+          {"epochs", o.epochs},
+          {"patience", o.patience},
+          {"lr_base", o.lr_base},
+          {"lr_max", o.lr_max},
+          {"lr_step", o.lr_step},
+          {"optimizer", o.optimizer},
+          {"augment", !o.no_augment},
+          {"batch", o.batch},
+          {"seed", static_cast<std::int64_t>(o.seed)},
+          {"val", o.val},
+          {"val_fraction", o.val_fraction}};
 }
 
 boost::json::object class_counts(const TrainingSet& s, const std::vector<std::string>& names) {
@@ -677,10 +693,17 @@ struct LoopState {
   boost::json::array log, stages;
 
   boost::json::object to_json() const {
-    return {{"stage", stage}, {"epoch", epoch}, {"pos", pos},
-            {"step", step}, {"stage_step", stage_step}, {"bad", bad},
+    return {{"stage", stage},
+            {"epoch", epoch},
+            {"pos", pos},
+            {"step", step},
+            {"stage_step", stage_step},
+            {"bad", bad},
             {"best", std::isfinite(best) ? boost::json::value(best) : boost::json::value(nullptr)},
-            {"seconds", seconds}, {"running", running.state()}, {"log", log}, {"stages", stages}};
+            {"seconds", seconds},
+            {"running", running.state()},
+            {"log", log},
+            {"stages", stages}};
   }
   static LoopState from_json(const boost::json::object& o) {
     LoopState s;
@@ -716,9 +739,8 @@ void save_checkpoint(const std::string& path, EmotionalDan& model, const Snapsho
     optimizer->save(opt_archive);
     archive.write("optimizer", opt_archive);
   }
-  boost::json::object meta{{"format", "edan-train-checkpoint 1"},
-                           {"fingerprint", print},
-                           {"state", state.to_json()}};
+  boost::json::object meta{
+      {"format", "edan-train-checkpoint 1"}, {"fingerprint", print}, {"state", state.to_json()}};
   archive.write("meta", c10::IValue(boost::json::serialize(meta)));
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
@@ -750,7 +772,14 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const boost::json::obj
     auto meta = boost::json::parse(meta_value.toStringRef()).as_object();
     if (meta.at("format").as_string() != "edan-train-checkpoint 1")
       throw std::runtime_error("not an edan-train checkpoint");
-    if (meta.at("fingerprint").as_object() != print)
+    // --epochs and --patience only decide when stages end: a resumed run may
+    // change them (e.g. to end a long run early with the best weights so far).
+    auto saved = meta.at("fingerprint").as_object(), wanted = print;
+    for (const char* key : {"epochs", "patience"}) {
+      saved.erase(key);
+      wanted.erase(key);
+    }
+    if (saved != wanted)
       throw FatalError(path +
                        ": checkpoint of a run with other options or data; remove it or "
                        "train without --resume");
@@ -823,7 +852,8 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
       sq += hist[v] * (v / 255.0) * (v / 255.0);
     }
     meta.input_mean = sum / count;
-    meta.input_std = std::max(std::sqrt(std::max(sq / count - meta.input_mean * meta.input_mean, 0.0)), 1e-3);
+    meta.input_std =
+        std::max(std::sqrt(std::max(sq / count - meta.input_mean * meta.input_mean, 0.0)), 1e-3);
   }
   meta.version = kVersion;
 
@@ -847,8 +877,8 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
       st = resumed->state;
       restore(model, resumed->weights);
       best = resumed->best;
-      note("resuming from " + ckpt_path + " at stage " + std::to_string(st.stage + 1) +
-           ", epoch " + std::to_string(st.epoch + 1) + ", step " + std::to_string(st.step));
+      note("resuming from " + ckpt_path + " at stage " + std::to_string(st.stage + 1) + ", epoch " +
+           std::to_string(st.epoch + 1) + ", step " + std::to_string(st.step));
     } else {
       note(ckpt_path + ": no checkpoint yet; starting from the beginning");
     }
@@ -868,16 +898,32 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
     save_checkpoint(ckpt_path, model, best, optimizer.get(), st, print);
   };
 
+  // The result of a run stopped by --max-steps or a signal (checkpointed).
+  auto stopped = [&] {
+    result.signal = g_signal;
+    result.stopped = true;
+    result.steps = st.step;
+    result.model = model;
+    result.meta = meta;
+    result.log = st.log;
+    note("stopped at step " + std::to_string(st.step) + "; checkpoint " + ckpt_path +
+         " (continue with --resume)");
+    return result;
+  };
+
   const std::int64_t stages_to_train = opt.epochs > 0 ? config.stages : 0;
-  for (; st.stage < stages_to_train; ++st.stage) {
+  auto stop_requested = [&] {
+    return g_signal != 0 || (opt.max_steps > 0 && st.step >= opt.max_steps);
+  };
+  while (st.stage < stages_to_train) {
     const std::int64_t s = st.stage;
     freeze_all_but(model, s);
     optimizer = make_optimizer(opt, model->stage(s)->parameters());
     if (resumed && resumed->has_optimizer && (st.epoch > 0 || st.pos > 0))
       optimizer->load(resumed->optimizer);
     resumed.reset();
-    const std::string stage_name = "stage " + std::to_string(s + 1) + "/" +
-                                   std::to_string(config.stages);
+    const std::string stage_name =
+        "stage " + std::to_string(s + 1) + "/" + std::to_string(config.stages);
 
     while (st.epoch < opt.epochs && st.bad < opt.patience) {
       const auto order = epoch_order(n, opt.seed, s, st.epoch);
@@ -889,15 +935,13 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
       };
       const auto epoch_start = std::chrono::steady_clock::now();
       const std::int64_t first = st.pos;
-      std::future<Batch> next = std::async(std::launch::async, [&, b = st.pos] {
-        return maker.make(batch_index(b), s, st.epoch);
-      });
+      std::future<Batch> next = std::async(
+          std::launch::async, [&, b = st.pos] { return maker.make(batch_index(b), s, st.epoch); });
       for (std::int64_t b = st.pos; b < n_batches; ++b) {
         Batch batch = next.get();
         if (b + 1 < n_batches)
-          next = std::async(std::launch::async, [&, b] {
-            return maker.make(batch_index(b + 1), s, st.epoch);
-          });
+          next = std::async(std::launch::async,
+                            [&, b] { return maker.make(batch_index(b + 1), s, st.epoch); });
         set_modes(model, s);
         torch::manual_seed(mix_seed({opt.seed, 0x57E9ull, static_cast<std::uint64_t>(s),
                                      static_cast<std::uint64_t>(st.step)}));
@@ -908,9 +952,8 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
         auto terms = joint_loss(pred, batch.landmarks, batch.has_landmarks, out.logits,
                                 batch.labels, alpha, opt.beta);
         if (!std::isfinite(terms.total.item<double>()))
-          throw FatalError("the loss is not finite at stage " + std::to_string(s + 1) +
-                           ", step " + std::to_string(st.step) +
-                           " (try a lower --lr-max)");
+          throw FatalError("the loss is not finite at stage " + std::to_string(s + 1) + ", step " +
+                           std::to_string(st.step) + " (try a lower --lr-max)");
         optimizer->zero_grad();
         terms.total.backward();
         optimizer->step();
@@ -924,10 +967,9 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
 
         if (reporter.progress) {
           const double spent =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start)
-                  .count();
-          const double eta = spent / static_cast<double>(b + 1 - first) *
-                             static_cast<double>(n_batches - b - 1);
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+          const double eta =
+              spent / static_cast<double>(b + 1 - first) * static_cast<double>(n_batches - b - 1);
           const int width = 20;
           const int filled = static_cast<int>(width * (b + 1) / n_batches);
           std::string bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
@@ -935,30 +977,22 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
                              " loss " + fmt(st.running.loss(alpha, opt.beta));
           if (st.running.with_labels)
             line += " acc " + fmt(static_cast<double>(st.running.correct) /
-                                  static_cast<double>(st.running.with_labels), 3);
+                                      static_cast<double>(st.running.with_labels),
+                                  3);
           if (st.running.with_landmarks) line += " nme " + fmt(st.running.mean_nme());
           line += " ETA " + duration(eta);
           reporter.progress(line);
         }
-        const bool stop = g_signal != 0 || (opt.max_steps > 0 && st.step >= opt.max_steps);
-        if (stop && !(b + 1 == n_batches)) {
+        // At the end of an epoch, stop after its evaluation instead.
+        if (stop_requested() && b + 1 < n_batches) {
           if (next.valid()) next.wait();
           checkpoint();
-          result.signal = g_signal;
-          result.stopped = true;
-          result.steps = st.step;
-          note("stopped at step " + std::to_string(st.step) + "; checkpoint " + ckpt_path +
-               " (continue with --resume)");
-          result.model = model;
-          result.meta = meta;
-          result.log = st.log;
-          return result;
+          return stopped();
         }
       }
 
       // Evaluation at the end of each epoch.
-      Tally val = have_val ? evaluate(model, data.val, meta, s + 1, opt.batch, device)
-                           : st.running;
+      Tally val = have_val ? evaluate(model, data.val, meta, s + 1, opt.batch, device) : st.running;
       const double val_loss = val.loss(alpha, opt.beta);
       if (!std::isfinite(val_loss))
         throw FatalError("the validation loss is not finite at stage " + std::to_string(s + 1));
@@ -987,12 +1021,13 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
                            fmt(st.running.loss(alpha, opt.beta));
         if (st.running.with_labels)
           line += " acc " + fmt(static_cast<double>(st.running.correct) /
-                                static_cast<double>(st.running.with_labels), 3);
+                                    static_cast<double>(st.running.with_labels),
+                                3);
         if (have_val) {
           line += ", val loss " + fmt(val_loss);
           if (val.with_labels)
-            line += " acc " + fmt(static_cast<double>(val.correct) /
-                                  static_cast<double>(val.with_labels), 3);
+            line += " acc " +
+                    fmt(static_cast<double>(val.correct) / static_cast<double>(val.with_labels), 3);
           if (val.with_landmarks)
             line += " nme " + fmt(val.mean_nme()) + " nme_io " +
                     fmt(val.nme_io / static_cast<double>(val.with_landmarks));
@@ -1004,55 +1039,38 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
       ++st.epoch;
       st.pos = 0;
       st.running = Tally{};
-      const bool stage_done = st.epoch >= opt.epochs || st.bad >= opt.patience;
-      if (stage_done) {
-        // Keep the stage's best weights and record what they achieve.
-        restore(model, best);
-        Tally at_best = have_val ? evaluate(model, data.val, meta, s + 1, opt.batch, device)
-                                 : Tally{};
-        boost::json::object summary{{"stage", s + 1}, {"epochs", st.epoch}, {"steps", st.step}};
-        if (have_val) summary["val"] = at_best.to_json(alpha, opt.beta);
-        st.stages.push_back(summary);
-      }
       write_log(opt.log, st.log);
+      if (st.epoch >= opt.epochs || st.bad >= opt.patience) break;  // stage done
       checkpoint();
-      const bool stop = g_signal != 0 || (opt.max_steps > 0 && st.step >= opt.max_steps);
-      if (stop && !(stage_done && s + 1 == stages_to_train)) {
-        if (stage_done) {
-          // Leave the checkpoint at the start of the next stage.
-          st.stage += 1;
-          st.epoch = st.pos = st.stage_step = st.bad = 0;
-          st.best = std::numeric_limits<double>::infinity();
-          optimizer.reset();
-          checkpoint();
-        }
-        result.signal = g_signal;
-        result.stopped = true;
-        result.steps = st.step;
-        note("stopped at step " + std::to_string(st.step) + "; checkpoint " + ckpt_path +
-             " (continue with --resume)");
-        result.model = model;
-        result.meta = meta;
-        result.log = st.log;
-        return result;
-      }
+      if (stop_requested()) return stopped();
     }
-    // Next stage.
+
+    // The stage is done: keep its best weights, record what they achieve, and
+    // checkpoint at the start of the next stage.
+    restore(model, best);
+    if (st.stages.size() <= static_cast<std::size_t>(s)) {
+      boost::json::object summary{{"stage", s + 1}, {"epochs", st.epoch}, {"steps", st.step}};
+      if (have_val)
+        summary["val"] =
+            evaluate(model, data.val, meta, s + 1, opt.batch, device).to_json(alpha, opt.beta);
+      st.stages.push_back(summary);
+    }
+    st.stage += 1;
     st.epoch = st.pos = st.stage_step = st.bad = 0;
     st.best = std::numeric_limits<double>::infinity();
     best = snapshot(model);
+    optimizer.reset();
+    checkpoint();
+    if (stop_requested() && st.stage < stages_to_train) return stopped();
   }
 
   // The training summary stored in the model.
   boost::json::object summary;
-  summary["records"] = {{"read", data.report.read},
-                        {"train", data.train.size()},
-                        {"val", data.val.size()},
-                        {"val_held_out", data.val_held_out},
-                        {"failed", data.report.failed},
-                        {"unusable", data.report.unusable},
-                        {"dropped", data.report.dropped},
-                        {"labels_ignored", data.report.label_ignored}};
+  summary["records"] = {
+      {"read", data.report.read},       {"train", data.train.size()},
+      {"val", data.val.size()},         {"val_held_out", data.val_held_out},
+      {"failed", data.report.failed},   {"unusable", data.report.unusable},
+      {"dropped", data.report.dropped}, {"labels_ignored", data.report.label_ignored}};
   summary["classes"] = {{"train", class_counts(data.train, config.labels)},
                         {"val", class_counts(data.val, config.labels)}};
   summary["landmarks"] = {{"train", static_cast<std::int64_t>(shapes.size())},

@@ -35,7 +35,8 @@ edan::Shape synthetic_shape(int cls, double size, std::uint64_t seed) {
     for (int i : {55, 56, 57, 58, 59, 65, 66, 67}) s[i].y += 1.5 * d;
   auto u = [&](int k) {
     return static_cast<double>(edan::mix_seed({seed, static_cast<std::uint64_t>(k)}) >> 11) /
-               9007199254740992.0 * 2 - 1;
+               9007199254740992.0 * 2 -
+           1;
   };
   const double angle = 0.12 * u(1), scale = 1 + 0.08 * u(2);
   const double c = (size - 1) / 2;
@@ -50,7 +51,8 @@ cv::Mat draw_face(const edan::Shape& s, int size, std::uint64_t seed) {
   auto poly = [&](int from, int to, bool closed) {
     std::vector<cv::Point> pts;
     for (int i = from; i <= to; ++i)
-      pts.emplace_back(static_cast<int>(std::lround(s[i].x)), static_cast<int>(std::lround(s[i].y)));
+      pts.emplace_back(static_cast<int>(std::lround(s[i].x)),
+                       static_cast<int>(std::lround(s[i].y)));
     cv::polylines(img, pts, closed, cv::Scalar(230), 1, cv::LINE_AA);
   };
   poly(0, 16, false);
@@ -76,7 +78,8 @@ edan::TrainingSet synthetic_set(int n, int size, std::uint64_t seed) {
     const int cls = i % 3;
     auto s = synthetic_shape(cls, size, seed * 1000 + static_cast<std::uint64_t>(i));
     cv::Mat img = draw_face(s, size, static_cast<std::uint64_t>(i));
-    std::memcpy(set.images[i].data_ptr<std::uint8_t>(), img.data, static_cast<std::size_t>(size * size));
+    std::memcpy(set.images[i].data_ptr<std::uint8_t>(), img.data,
+                static_cast<std::size_t>(size * size));
     for (int k = 0; k < 68; ++k) {
       set.landmarks[i][k][0] = s[k].x;
       set.landmarks[i][k][1] = s[k].y;
@@ -128,8 +131,8 @@ TEST(Train_JointLoss, masksMissingTargets) {
   auto t = edan::joint_loss(pred, truth, has, logits, labels, 0.4, 0.6);
   EXPECT_EQ(t.with_landmarks, 2);
   EXPECT_EQ(t.with_labels, 2);
-  EXPECT_NEAR(t.nme.item<double>(), 0.25, 1e-6);                 // (0.5 + 0) / 2
-  const double ce = (std::log(2.0) - std::log(0.75)) / 2;        // p = 1/2 and 3/4
+  EXPECT_NEAR(t.nme.item<double>(), 0.25, 1e-6);           // (0.5 + 0) / 2
+  const double ce = (std::log(2.0) - std::log(0.75)) / 2;  // p = 1/2 and 3/4
   EXPECT_NEAR(t.ce.item<double>(), ce, 1e-6);
   EXPECT_NEAR(t.total.item<double>(), 0.4 * 0.25 + 0.6 * ce, 1e-6);
 
@@ -142,7 +145,7 @@ TEST(Train_JointLoss, masksMissingTargets) {
 
 TEST(Train_SampleNme, interOcularUsesOuterCorners) {
   auto truth = torch::zeros({1, 68, 2});
-  truth[0][45][0] = 20;  // outer corners 20 apart
+  truth[0][45][0] = 20;   // outer corners 20 apart
   auto pred = truth + 2;  // every point (2,2) off: error 2√2
   auto io = edan::sample_nme(pred, truth, edan::NmeNorm::kInterOcular);
   EXPECT_NEAR(io.item<double>(), 2 * std::sqrt(2.0) / 20, 1e-6);
@@ -150,8 +153,8 @@ TEST(Train_SampleNme, interOcularUsesOuterCorners) {
 
 TEST(Train_SplitBySubject, noSubjectOnBothSides) {
   std::vector<std::string> subjects;
-  for (auto [name, count] : std::vector<std::pair<std::string, int>>{
-           {"A", 5}, {"B", 3}, {"", 4}, {"C", 2}, {"D", 6}})
+  for (auto [name, count] :
+       std::vector<std::pair<std::string, int>>{{"A", 5}, {"B", 3}, {"", 4}, {"C", 2}, {"D", 6}})
     for (int i = 0; i < count; ++i) subjects.push_back(name);
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {
     auto split = edan::split_by_subject(subjects, 0.25, seed);
@@ -230,10 +233,10 @@ TEST(Train_LoadTrainingSet, decodesScalesAndCountsSkipped) {
       {{"crop", "a.png"}, {"landmarks", edan::shape_to_json(shape)}, {"subject", "x"}},
       {{"crop", "a.png"}, {"label", "HA"}},
       {{"crop", "a.png"}, {"label", "happy"}, {"error", "no face"}},
-      {{"crop", "a.png"}},                           // neither target
-      {{"crop", "missing.png"}, {"label", "sad"}},   // unreadable
-      {{"crop", "a.png"}, {"label", "surprise"}},    // dropped in 3 classes
-      {{"crop", "a.png"}, {"label", "blah"}},        // unknown label
+      {{"crop", "a.png"}},                          // neither target
+      {{"crop", "missing.png"}, {"label", "sad"}},  // unreadable
+      {{"crop", "a.png"}, {"label", "surprise"}},   // dropped in 3 classes
+      {{"crop", "a.png"}, {"label", "blah"}},       // unknown label
   };
   edan::LoadReport report;
   auto set = edan::load_training_set(records, 32, edan::ClassSet::k3, dir, report);
@@ -310,11 +313,11 @@ TEST(Train_TrainModel, learnsSyntheticFaces) {
     return r.log[i].at("val").at(key).to_number<double>();
   };
   const std::size_t last = r.log.size() - 1;
-  std::printf("first epoch: loss %.4f acc %.3f nme %.4f; last: loss %.4f acc %.3f nme %.4f; "
-              "val acc %.3f nme %.4f\n",
-              train(0, "loss"), train(0, "accuracy"), train(0, "nme"), train(last, "loss"),
-              train(last, "accuracy"), train(last, "nme"), val(last, "accuracy"),
-              val(last, "nme"));
+  std::printf(
+      "first epoch: loss %.4f acc %.3f nme %.4f; last: loss %.4f acc %.3f nme %.4f; "
+      "val acc %.3f nme %.4f\n",
+      train(0, "loss"), train(0, "accuracy"), train(0, "nme"), train(last, "loss"),
+      train(last, "accuracy"), train(last, "nme"), val(last, "accuracy"), val(last, "nme"));
   EXPECT_LT(train(last, "loss"), 0.6 * train(0, "loss"));
   // Chance is 1/3. Training accuracy is measured under dropout and
   // augmentation, so it stays below the validation accuracy.

@@ -41,8 +41,7 @@ std::uint64_t mix_seed(std::initializer_list<std::uint64_t> parts);
 
 // Draws an augmentation for a size×size crop from `config` (shifts in
 // pixels); a pure function of its arguments.
-Augmentation draw_augmentation(const AugmentConfig& config, std::int64_t size,
-                               std::uint64_t seed);
+Augmentation draw_augmentation(const AugmentConfig& config, std::int64_t size, std::uint64_t seed);
 
 // The 2×3 pixel-space affine matrix [m00 m01 m02; m10 m11 m12] (row-major)
 // that maps a point of the original size×size crop to the augmented crop:

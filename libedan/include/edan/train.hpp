@@ -20,7 +20,7 @@ namespace edan {
 // Everything edan-train can be told. Zero / empty means "from the preset" for
 // size, widths and stages.
 struct TrainOptions {
-  std::string output;      // model file to write (required)
+  std::string output;  // model file to write (required)
   std::string preset = "small";
   std::int64_t size = 0;
   std::vector<std::int64_t> widths;
@@ -33,15 +33,15 @@ struct TrainOptions {
   std::int64_t epochs = 30;   // per stage, at most
   std::int64_t patience = 5;  // evaluations without improvement
   double lr_base = 1e-4, lr_max = 0.05;
-  std::int64_t lr_step = 0;   // half cycle, iterations; 0: 2 epochs
+  std::int64_t lr_step = 0;  // half cycle, iterations; 0: 2 epochs
   std::string optimizer = "sgd";
   bool no_augment = false;
-  std::string checkpoint;     // default: <output>.ckpt
+  std::string checkpoint;  // default: <output>.ckpt
   bool resume = false;
-  std::string log;            // JSON Lines training log
+  std::string log;             // JSON Lines training log
   std::int64_t max_steps = 0;  // stop (checkpoint, no model) after this many steps
   int batch = 32;
-  int threads = 0;            // 0: all cores
+  int threads = 0;  // 0: all cores
   std::string device = "cpu";
   std::uint64_t seed = 1;
 };
@@ -79,10 +79,10 @@ LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
 // --- data -------------------------------------------------------------------
 // Training samples, decoded once into memory.
 struct TrainingSet {
-  torch::Tensor images;         // [N,S,S] uint8
-  torch::Tensor landmarks;      // [N,68,2] float32, crop pixels (0 where absent)
-  torch::Tensor has_landmarks;  // [N] bool
-  torch::Tensor labels;         // [N] int64 class index, -1 = none
+  torch::Tensor images;               // [N,S,S] uint8
+  torch::Tensor landmarks;            // [N,68,2] float32, crop pixels (0 where absent)
+  torch::Tensor has_landmarks;        // [N] bool
+  torch::Tensor labels;               // [N] int64 class index, -1 = none
   std::vector<std::string> subjects;  // "" when the record had none
   std::int64_t size() const { return images.defined() ? images.size(0) : 0; }
   // The samples at `index`, in that order.
@@ -103,10 +103,10 @@ Split split_by_subject(const std::vector<std::string>& subjects, double fraction
 // What loading found, for the report on stderr and the model's summary.
 struct LoadReport {
   std::size_t read = 0, kept = 0;
-  std::size_t failed = 0;    // error field, unreadable image, bad landmarks...
-  std::size_t unusable = 0;  // neither landmarks nor a label of the class set
-  std::size_t dropped = 0;   // by design: surprise in the 3-class set
-  std::size_t label_ignored = 0;  // label outside the set, landmarks kept
+  std::size_t failed = 0;             // error field, unreadable image, bad landmarks...
+  std::size_t unusable = 0;           // neither landmarks nor a label of the class set
+  std::size_t dropped = 0;            // by design: surprise in the 3-class set
+  std::size_t label_ignored = 0;      // label outside the set, landmarks kept
   std::vector<std::string> messages;  // "record N: why", every skipped record
 };
 
@@ -120,8 +120,7 @@ struct LoadReport {
 // silently: with "error", an unreadable file, malformed landmarks or label,
 // or neither landmarks nor a label of the set.
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
-                              ClassSet classes, const std::string& base_dir,
-                              LoadReport& report);
+                              ClassSet classes, const std::string& base_dir, LoadReport& report);
 
 // Reads all records of a JSON Lines file. Throws FatalError naming it.
 std::vector<Record> read_records_file(const std::string& path);
@@ -165,8 +164,8 @@ struct TrainReporter {
 TrainReporter stderr_reporter(const std::string& program, bool quiet);
 
 struct TrainResult {
-  int signal = 0;         // SIGINT/SIGTERM that stopped the run (checkpointed)
-  bool stopped = false;   // --max-steps reached or a signal (no model written)
+  int signal = 0;        // SIGINT/SIGTERM that stopped the run (checkpointed)
+  bool stopped = false;  // --max-steps reached or a signal (no model written)
   std::int64_t steps = 0;
   EmotionalDan model{nullptr};
   ModelMeta meta;          // meta.training holds the summary
