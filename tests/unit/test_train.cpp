@@ -365,6 +365,20 @@ TEST(Train_TrainModel, resumedRunEqualsUninterrupted) {
               resumed.log[i].at("val").at("loss").to_number<double>());
   EXPECT_EQ(full.meta.training.at("final"), resumed.meta.training.at("final"));
 
+  // A resumed run may lower --epochs: stage 1 ends at once with its best
+  // weights (6 steps done), stage 2 trains one epoch (4 steps).
+  auto c = tiny_options(dir + "/c");
+  c.epochs = 2;
+  c.max_steps = 6;
+  ASSERT_TRUE(edan::train_model(c, data, silent()).stopped);
+  c.max_steps = 0;
+  c.epochs = 1;
+  c.resume = true;
+  auto shortened = edan::train_model(c, data, silent());
+  EXPECT_FALSE(shortened.stopped);
+  EXPECT_EQ(shortened.steps, 10);
+  EXPECT_EQ(shortened.meta.training.at("stages").as_array().size(), 2u);
+
   // A checkpoint of other options is refused.
   b.seed = 99;
   EXPECT_THROW(edan::train_model(b, data, silent()), edan::FatalError);
