@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,18 +20,25 @@ namespace edan {
 // Architecture of a model. Presets fill it; every field can be overridden.
 struct ModelConfig {
   std::string preset = "small";
-  std::int64_t size = 64;                           // S: input crop side
-  std::vector<std::int64_t> widths{32, 64, 96, 128};  // channels of the 4 conv blocks
+  std::int64_t size = 64;                             // S: input crop side
+  std::vector<std::int64_t> widths{16, 32, 64, 128};  // channels of the 4 conv blocks
   std::int64_t stages = 2;
-  std::int64_t fc = 256;                            // fc1 width
-  double dropout = 0.5;                             // after each pool
-  std::vector<std::string> labels;                  // emotion classes, output order
+  std::int64_t fc = 256;                              // fc1 width
+  double dropout = 0.5;                               // after each pool
+  std::vector<std::string> labels;                    // emotion classes, output order
 };
 
 // "paper" (S=224, widths 64/128/256/512, 2 stages), "dan" (S=112, same
-// widths, 2 stages), "small" (the CPU preset of the shipped model).
-// labels default to the 7-class set. Throws UsageError for an unknown name.
+// widths, 2 stages), "small" (the CPU preset of the shipped model: S=64,
+// widths 16/32/64/128, 2 stages). labels default to the 7-class set.
+// Throws UsageError for an unknown name.
 ModelConfig preset_config(std::string_view name);
+
+// Checks a (possibly overridden) config: size a positive multiple of 16 (four
+// 2×2 pools; the feature image needs S/2), 4 positive widths, stages >= 1,
+// fc >= 1, dropout in [0,1), at least one label. Throws UsageError saying
+// which field is wrong.
+void check_config(const ModelConfig& config);
 
 // What a model file carries besides the weights.
 struct ModelMeta {
@@ -42,58 +50,121 @@ struct ModelMeta {
   std::string version;           // edan version that wrote the file
 };
 
+// ModelMeta <-> JSON (the form stored in the model file). meta_from_json
+// throws std::runtime_error naming the missing or malformed field.
+boost::json::object meta_to_json(const ModelMeta& meta);
+ModelMeta meta_from_json(const boost::json::object& json);
+
 // The output of a forward pass.
 struct DanOutput {
   std::vector<torch::Tensor> landmarks;  // per stage run: [N,68,2] crop pixels
   torch::Tensor logits;                  // [N,C] emotion scores of the last stage run
   torch::Tensor features;                // [N,fc] fc1 of the last stage run
+  // Activations of the last stage run asked for with `capture` (see
+  // EmotionalDanImpl::forward), by conv name.
+  std::map<std::string, torch::Tensor> activations;
 };
 
 // One DAN stage: VGG-like body (4 blocks of conv3x3-BN-ReLU ×2, maxpool 2,
-// dropout) → fc1 → landmark offsets (136), and emotion logits from fc1. Each
-// stage has its own emotion head so that it can be trained with the joint
-// loss while it is the last stage; the model's prediction always comes from
-// the last stage's head. Stage t>1 takes 3 input channels (image, heatmap,
-// feature image) passed through BatchNorm first.
+// dropout) → fc1 (+ReLU) → landmark offsets (136), and emotion logits from
+// fc1. Each stage has its own emotion head so that it can be trained with the
+// joint loss while it is the last stage; the model's prediction always comes
+// from the last stage's head. Stage t>1 (index >= 1) takes 3 input channels
+// (image, heatmap, feature image) passed through BatchNorm first, and owns the
+// dense layer that turns the previous stage's fc1 into its feature image.
 class DanStageImpl : public torch::nn::Module {
  public:
+  // index: 0-based stage number. Throws UsageError on a bad config.
   DanStageImpl(const ModelConfig& config, std::int64_t index);
   struct Output {
     torch::Tensor offsets;   // [N,68,2]
     torch::Tensor features;  // [N,fc]
     torch::Tensor logits;    // [N,C]
+    std::map<std::string, torch::Tensor> activations;  // see forward
   };
-  Output forward(const torch::Tensor& x);
-  // Named convolutions for Grad-CAM: "conv1a".."conv4b".
+  // x: [N,1,S,S] (stage 1) or [N,3,S,S] (later stages). The outputs of the
+  // named convolutions in `capture` (after their BatchNorm and ReLU, e.g.
+  // "conv4a") are returned in Output::activations, part of the graph so that
+  // gradients with respect to them can be taken (Grad-CAM).
+  Output forward(const torch::Tensor& x, const std::vector<std::string>& capture = {});
+  // Stage t>1 only: previous fc1 [N,fc] → dense (S/2)² + ReLU → reshape →
+  // nearest upsample ×2 → [N,1,S,S]. Throws std::logic_error on stage 1.
+  torch::Tensor feature_image(const torch::Tensor& previous_features);
+  // Named convolutions for Grad-CAM: "conv1a".."conv4b". Throws
+  // std::out_of_range for another name.
   torch::nn::Conv2d conv(const std::string& name) const;
-  // ...
+  std::int64_t index() const { return index_; }
+
+ private:
+  ModelConfig config_;
+  std::int64_t index_;
+  torch::nn::BatchNorm2d input_bn_{nullptr};  // stage t>1
+  torch::nn::Linear feature_dense_{nullptr};  // stage t>1
+  std::vector<std::string> conv_names_;
+  std::vector<torch::nn::Conv2d> convs_;
+  std::vector<torch::nn::BatchNorm2d> bns_;
+  torch::nn::Dropout dropout_{nullptr};
+  torch::nn::Linear fc1_{nullptr}, landmarks_{nullptr}, emotion_{nullptr};
 };
 TORCH_MODULE(DanStage);
 
 class EmotionalDanImpl : public torch::nn::Module {
  public:
+  // mean_shape: 68 points in crop pixels. Throws UsageError on a bad config,
+  // std::invalid_argument when mean_shape has not 68 points.
   EmotionalDanImpl(ModelConfig config, Shape mean_shape);
   // images: [N,1,S,S], already normalised. Runs stages 1..n_stages
-  // (0 = all). The emotion logits come from the last stage run.
-  DanOutput forward(const torch::Tensor& images, std::int64_t n_stages = 0);
-  const ModelConfig& config() const;
-  // ...
+  // (0 = all; more than the model has: std::invalid_argument). The emotion
+  // logits come from the last stage run. `capture` names convolutions of the
+  // last stage run whose activations are returned (DanStageImpl::forward).
+  // Later stages see the earlier stages' landmarks detached: the transform
+  // and heatmap carry no gradient (earlier stages are frozen when a stage
+  // trains), the feature image does.
+  DanOutput forward(const torch::Tensor& images, std::int64_t n_stages = 0,
+                    const std::vector<std::string>& capture = {});
+  const ModelConfig& config() const { return config_; }
+  std::int64_t num_stages() const { return static_cast<std::int64_t>(stages_.size()); }
+  // 0-based. Throws std::out_of_range.
+  DanStage stage(std::int64_t index) const;
+  // [68,2] buffer (moves with .to(device)).
+  const torch::Tensor& mean_shape() const { return mean_shape_; }
+
+ private:
+  ModelConfig config_;
+  torch::Tensor mean_shape_;
+  std::vector<DanStage> stages_;
 };
 TORCH_MODULE(EmotionalDan);
 
+// Normalises grayscale pixels in [0,1] ([N,1,S,S] float) with the model's
+// input statistics: (x - input_mean) / input_std.
+torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta);
+
 // DAN's stage-to-stage operations, public for tests and Grad-CAM.
-// Per-sample similarity transforms [N,2,3] mapping `from` onto `to`
-// (closed-form least squares), shapes [N,68,2] and [68,2].
+// Transforms are [N,2,3] affine matrices [[a,-b,tx],[b,a,ty]] in pixels.
+// Per-sample similarity transforms mapping `from` onto `to` (closed-form
+// least squares, as edan::estimate_similarity), from: [N,K,2], to: [K,2] or
+// [N,K,2]. A degenerate `from` (all points equal) gives non-finite values.
 torch::Tensor estimate_transforms(const torch::Tensor& from, const torch::Tensor& to);
 // Applies transforms [N,2,3] to points [N,K,2].
 torch::Tensor apply_transforms(const torch::Tensor& t, const torch::Tensor& pts);
+// Inverse affine transforms [N,2,3].
 torch::Tensor invert_transforms(const torch::Tensor& t);
-// Warps images [N,C,S,S] with transforms [N,2,3] (output pixel p samples the
-// input at T^-1 p, bilinear, zeros outside).
+// Warps images [N,C,H,W] with transforms [N,2,3] (output pixel p samples the
+// input at T^-1 p, bilinear, zeros outside; pixel centres at integers).
 torch::Tensor warp_images(const torch::Tensor& images, const torch::Tensor& t);
-// Landmark heatmaps [N,1,S,S]: per pixel max over landmarks l of 1/(1+|p-l|)
-// within a 17×17 patch around l (0 elsewhere).
+// Landmark heatmaps [N,1,S,S] of landmarks [N,K,2]: per pixel max over
+// landmarks l of 1/(1+|p-l|) within the 17×17 patch centred on l rounded to
+// the nearest pixel (0 elsewhere). Not differentiable.
 torch::Tensor landmark_heatmaps(const torch::Tensor& landmarks, std::int64_t size);
+namespace detail {
+// The same in tensor operations (used on GPUs; public for its test).
+torch::Tensor landmark_heatmaps_vectorised(const torch::Tensor& landmarks, std::int64_t size);
+}  // namespace detail
+
+// Shape <-> tensor ([68,2] float32 on the CPU).
+torch::Tensor shape_to_tensor(const Shape& s);
+Shape tensor_to_shape(const torch::Tensor& t);
 
 // Writes a model file (weights + ModelMeta) atomically (temporary + rename).
 // Throws FatalError naming the file on I/O errors.
@@ -106,14 +177,16 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& path, const torch::Device& device);
 
-// The shipped default model: $EDAN_MODEL, else <installed datadir>/default.edan,
-// else <source dir>/models/default.edan. Throws FatalError when none exists.
+// The shipped default model: $EDAN_MODEL (when set and not empty, returned as
+// is), else <program dir>/../share/edan/default.edan, else <installed
+// datadir>/default.edan, else <source dir>/models/default.edan. Throws
+// FatalError listing the places looked in when none exists.
 std::string default_model_path();
 
 // Sets LibTorch's intra-op threads (0 = all cores).
 void set_threads(int threads);
 // Parses "cpu" / "cuda" / "cuda:N"; throws FatalError when CUDA is asked
-// for but not available.
+// for but not available, UsageError for any other name.
 torch::Device parse_device(const std::string& name);
 
 }  // namespace edan

@@ -1,0 +1,232 @@
+#pragma once
+// Face detection, landmark fitting and the canonical face crop.
+//
+// Coordinates follow OpenCV's pixel-centre convention: pixel (i, j) of an
+// image is the point x = i, y = j, so a W-pixel-wide image spans
+// [-0.5, W - 0.5]. A box [x, y, w, h] covers pixels x .. x+w-1.
+//
+// The canonical crop. Every face, whatever found it, is resampled into an
+// S x S crop by one similarity transform T (rotation, uniform scale, shift)
+// from source pixels to crop pixels:
+//  - when 68 landmarks are known (from the record or fitted with dlib), T is
+//    the least-squares similarity taking the eye and nose points 27..47 (the
+//    points expressions move least) onto a fixed template; the template is
+//    placed so that an average face's 68-point bounding box is centred and
+//    spans 0.8 of the crop (DAN's mean-shape framing);
+//  - when only a box is known, T is axis-aligned: a square of side
+//    k_d * sqrt(w * h), centred at the box centre shifted by (dx_d * w,
+//    dy_d * h), is mapped onto the crop. The constants of each detector d
+//    were measured on 300-W HELEN training images (tests/fixtures/
+//    crop-calibrate.cpp) as the medians that make its box crops match the
+//    landmark crops, so a face fills the frame the same way for every
+//    detector;
+//  - `none` takes the whole image as the canonical square: already-cropped
+//    datasets (FER2013, CK+48) keep their own framing unless landmarks are
+//    known or fitted, in which case the landmark rule applies as above.
+// A crop pixel c maps back to the source as T^-1(c); crop_transform in a
+// record is [a, b, tx, ty] of T (edan/shape.hpp's Similarity).
+#include <opencv2/core.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edan/record.hpp"
+#include "edan/shape.hpp"
+
+namespace edan {
+
+// A face box in source pixels: top-left pixel (x, y), width and height.
+struct FaceBox {
+  double x = 0, y = 0, w = 0, h = 0;
+  double area() const { return w * h; }
+  // The box's centre in pixel-centre coordinates.
+  Point2 centre() const { return {x + (w - 1) / 2, y + (h - 1) / 2}; }
+};
+
+struct Detection {
+  FaceBox box;
+  // Detector confidence, higher is surer; the scale depends on the detector
+  // (cascades: number of merged neighbour windows; dlib: SVM margin; none: 1).
+  double score = 1;
+};
+
+// How a detector's boxes relate to the canonical face square (see above).
+struct BoxCalibration {
+  double dx = 0, dy = 0, k = 1;
+};
+
+// The names --detector accepts, in the order --help lists them.
+const std::vector<std::string>& detector_names();
+
+// A face detector. Not thread-safe: use one per thread (clone()).
+class FaceDetector {
+ public:
+  virtual ~FaceDetector() = default;
+  // Faces of an 8-bit grayscale image, largest first. Throws RecordError
+  // when the image is empty.
+  virtual std::vector<Detection> detect(const cv::Mat& gray) = 0;
+  virtual std::unique_ptr<FaceDetector> clone() const = 0;
+  const std::string& name() const { return name_; }
+  const BoxCalibration& calibration() const { return calibration_; }
+
+ protected:
+  FaceDetector(std::string name, BoxCalibration c) : name_(std::move(name)), calibration_(c) {}
+
+ private:
+  std::string name_;
+  BoxCalibration calibration_;
+};
+
+// Makes a detector by name: haar (= haar-alt2), haar-default, haar-alt,
+// haar-alt2, lbp, lbp-improved (OpenCV cascades from opencv_data_dir), dlib
+// (dlib's HOG frontal face detector), none (the whole image is the face).
+// Throws UsageError for an unknown name, FatalError when a cascade file is
+// missing or unreadable.
+std::unique_ptr<FaceDetector> make_detector(const std::string& name,
+                                            const std::string& opencv_data_dir = "");
+
+// dlib's 68-point shape predictor. Loaded once; fit() is const and may be
+// called from several threads at once (it only reads the model).
+class Landmarker {
+ public:
+  // path "" = shape_predictor_68_face_landmarks.dat in the dlib data
+  // directory (libdlib-data). Throws FatalError naming the file when it is
+  // missing or unreadable.
+  static std::shared_ptr<const Landmarker> load(const std::string& path = "");
+  ~Landmarker();
+  // Fits 68 landmarks inside a dlib-style face box of an 8-bit gray image.
+  Shape fit(const cv::Mat& gray, const FaceBox& dlib_box) const;
+
+ private:
+  struct Impl;
+  Landmarker();
+  std::unique_ptr<Impl> impl_;
+};
+
+// --- crop geometry ----------------------------------------------------------
+
+// Source -> crop similarity and the crop's side.
+struct CropGeometry {
+  Similarity to_crop;
+  int size = 0;
+  Point2 to_source(Point2 p) const { return to_crop.inverse().apply(p); }
+  Shape to_source(const Shape& s) const { return to_crop.inverse().apply(s); }
+  Shape crop_points(const Shape& s) const { return to_crop.apply(s); }
+};
+
+// The canonical template: 68 points, only 27..47 used for alignment, in
+// crop pixels of an S x S crop. The other points are an average face, for
+// reference (e.g. to seed a fit). Requires size >= 1.
+Shape canonical_template(int size);
+
+// Canonical geometry from 68 source landmarks (least squares on points
+// 27..47). Throws RecordError when the shape is not 68 points or degenerate.
+CropGeometry geometry_from_landmarks(const Shape& landmarks, int size);
+// Canonical geometry from a detector box and that detector's calibration.
+// Throws RecordError on an empty box.
+CropGeometry geometry_from_box(const FaceBox& box, const BoxCalibration& c, int size);
+// The box the dlib shape predictor expects for a face whose canonical
+// geometry is g (dlib's own calibration applied backwards).
+FaceBox dlib_box_for(const CropGeometry& g);
+
+// Resamples the crop: bilinear, pixels outside the source are black; a
+// source much larger than the crop is first reduced with area averaging
+// (no aliasing). Returns an 8-bit size x size image.
+cv::Mat warp_crop(const cv::Mat& gray, const CropGeometry& g);
+
+// crop_transform / crop_size of a record, if both are present. Throws
+// RecordError when present but malformed.
+std::optional<CropGeometry> get_crop_geometry(const Record& r);
+// Writes "crop_transform": [a, b, tx, ty] and "crop_size": S.
+void set_crop_geometry(Record& r, const CropGeometry& g);
+
+// --- the cropper ----------------------------------------------------------
+
+struct CropOptions {
+  std::string detector = "haar";   // a name of detector_names()
+  std::string landmarks;           // "" or "dlib": fit 68 landmarks
+  bool refit = false;              // fit dlib landmarks even when the record has some
+  int size = 64;                   // crop side in pixels
+  bool fallback_full = false;      // no face: use the whole image
+  int max_faces = 0;               // keep the largest N faces; 0 = all
+  std::string opencv_data_dir;     // "" = the build's default (edan/version.hpp)
+  std::string dlib_model;          // "" = the default shape predictor
+};
+
+struct Face {
+  FaceBox box;             // source pixels
+  double score = 1;
+  bool fallback = false;   // true: no face was found, the whole image is used
+  CropGeometry geometry;
+  std::optional<Shape> landmarks;  // crop pixels
+  cv::Mat crop;            // size x size, 8-bit gray
+};
+
+// Detects, aligns and crops faces in memory; the library API behind
+// edan-crop, reused by prediction. Not thread-safe (it owns a detector):
+// make one per thread, sharing the Landmarker (see clone()).
+class FaceCropper {
+ public:
+  // Throws UsageError on bad options (unknown detector or landmark method,
+  // size < 8), FatalError when a model file cannot be loaded. `landmarker`
+  // may be passed to share one already loaded.
+  explicit FaceCropper(const CropOptions& opt,
+                       std::shared_ptr<const Landmarker> landmarker = nullptr);
+  // A cropper with the same options sharing this one's landmarker.
+  FaceCropper clone() const;
+
+  // Faces of an 8-bit gray image, largest first. When `landmarks` (68
+  // source points) are given, they define the one face (and are refitted
+  // with dlib only when opt.refit); else when `box` is given it is the one
+  // face (taken as a dlib-style box); else the detector runs. No face:
+  // the whole image when opt.fallback_full, else RecordError("no face
+  // found").
+  std::vector<Face> crop(const cv::Mat& gray, const std::optional<Shape>& landmarks = {},
+                         const std::optional<FaceBox>& box = {});
+  // The same for a record: decodes r["image"] (edan/image.hpp), takes
+  // "landmarks" (mapped back to the source first when the record carries a
+  // crop_transform) and "box" from it. Throws RecordError naming the image
+  // or the field on bad input.
+  std::vector<Face> crop(const Record& r);
+
+  const CropOptions& options() const { return opt_; }
+
+ private:
+  CropOptions opt_;
+  std::unique_ptr<FaceDetector> detector_;
+  std::shared_ptr<const Landmarker> landmarker_;
+};
+
+// Where the crop of face `face` of `image` is written under out_dir:
+// out_dir/<image path>.<face>.png, the image path kept as given with "%"
+// written "%25", ".." components "%2E%2E" and a leading "/" as "%2F", so
+// that different image paths can never give the same crop path.
+std::string crop_path(const std::string& out_dir, const std::string& image, int face);
+
+// edan-crop's per-record work: crops r, writes each face's PNG under
+// out_dir (atomically) and returns one record per face: r's fields in
+// order, plus face, box, score, crop, crop_transform, crop_size, landmarks
+// (crop pixels; replaces the input's) and "fallback": true when no face
+// was found. Throws RecordError (bad input, no face) or FatalError (write).
+std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std::string& out_dir);
+
+}  // namespace edan
+
+namespace edan::cli {
+class Tool;
+}
+
+namespace edan {
+
+// edan-crop's stream: every input record of `tool` through crop_record with
+// tool.threads() workers (one FaceCropper each, sharing one Landmarker),
+// output in input order, flushed per batch. Records arriving with an
+// "error" pass through; a RecordError becomes the record's "error". Call
+// inside tool.run(). Returns 0, or 1 when any output record has an error.
+// Throws UsageError on bad options, FatalError when a model cannot be loaded
+// or a crop cannot be written.
+int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir);
+
+}  // namespace edan

@@ -1,0 +1,605 @@
+#include "edan/detect.hpp"
+
+#include <dlib/image_processing.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/image_transforms.h>
+#include <dlib/opencv/cv_image.h>
+
+#include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
+#include <cmath>
+#include <filesystem>
+
+#include "edan/cli.hpp"
+#include "edan/error.hpp"
+#include "edan/fs.hpp"
+#include "edan/image.hpp"
+#include "edan/version.hpp"
+
+namespace edan {
+namespace json = boost::json;
+
+namespace {
+
+// dlib's average positions of face points 17..67 in a unit box
+// (dlib/image_transforms/interpolation.h, get_face_chip_details; Boost
+// Software License 1.0). Points 27..47 (eyes and nose) are the template.
+constexpr double kMeanFaceX[51] = {
+    0.000213256, 0.0752622, 0.18113,  0.29077,  0.393397, 0.586856, 0.689483, 0.799124,
+    0.904991,    0.98004,   0.490127, 0.490127, 0.490127, 0.490127, 0.36688,  0.426036,
+    0.490127,    0.554217,  0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
+    0.182743,    0.645647,  0.714428, 0.793132, 0.858516, 0.79751,  0.719335, 0.254149,
+    0.340985,    0.428858,  0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
+    0.490127,    0.423532,  0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
+    0.553364,    0.490127,  0.42689};
+constexpr double kMeanFaceY[51] = {
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482,
+    0.038915, 0.106454, 0.203352,  0.307009,  0.409805,  0.515625,  0.587326,  0.609345,
+    0.628106, 0.609345, 0.587326,  0.216423,  0.178758,  0.179852,  0.231733,  0.245099,
+    0.244077, 0.231733, 0.179852,  0.178758,  0.216423,  0.244077,  0.245099,  0.780233,
+    0.745405, 0.727388, 0.742578,  0.727388,  0.745405,  0.780233,  0.864805,  0.902192,
+    0.909281, 0.902192, 0.864805,  0.784792,  0.778746,  0.785343,  0.778746,  0.784792,
+    0.824182, 0.831803, 0.824182};
+// The jaw line (points 0..16) of an average face in the same unit box,
+// measured on 300-W HELEN training faces (tests/fixtures/crop-calibrate.cpp).
+constexpr double kMeanJawX[17] = {-0.0933, -0.0902, -0.0724, -0.0396, 0.0218, 0.1183,
+                                  0.2345,  0.3591,  0.4975,  0.6343,  0.7578, 0.8726,
+                                  0.9670,  1.0295,  1.0628,  1.0807,  1.0883};
+constexpr double kMeanJawY[17] = {0.2368, 0.3925, 0.5473, 0.6970, 0.8355, 0.9563,
+                                  1.0556, 1.1338, 1.1536, 1.1280, 1.0481, 0.9500,
+                                  0.8313, 0.6932, 0.5451, 0.3934, 0.2392};
+
+constexpr std::size_t kAlignFirst = 27, kAlignLast = 47;  // eyes and nose
+
+// Placement of the unit-box template in the crop, in units of the crop side
+// (0 = the crop's left/top edge, 1 = its right/bottom edge): an average
+// face's 68-point bounding box is centred and spans 0.8 of the crop.
+// Measured by crop-calibrate.
+constexpr double kTemplateScale = 0.666555;
+constexpr double kTemplateX = 0.169542, kTemplateY = 0.114244;
+
+// Box calibrations, measured by crop-calibrate (see detect.hpp).
+constexpr BoxCalibration kCalibDlib{0, 0, 1.5};
+constexpr BoxCalibration kCalibHaarDefault{0, 0, 1.2};
+constexpr BoxCalibration kCalibHaarAlt{0, 0, 1.2};
+constexpr BoxCalibration kCalibHaarAlt2{0, 0, 1.2};
+constexpr BoxCalibration kCalibLbp{0, 0, 1.2};
+constexpr BoxCalibration kCalibLbpImproved{0, 0, 1.2};
+constexpr BoxCalibration kCalibNone{0, 0, 1};
+
+void sort_largest_first(std::vector<Detection>& d) {
+  std::stable_sort(d.begin(), d.end(), [](const Detection& a, const Detection& b) {
+    return a.box.area() > b.box.area();
+  });
+}
+
+void require_gray(const cv::Mat& gray) {
+  if (gray.empty()) throw RecordError("empty image");
+  if (gray.type() != CV_8UC1) throw RecordError("expected an 8-bit grayscale image");
+}
+
+class CascadeDetector : public FaceDetector {
+ public:
+  CascadeDetector(std::string name, std::string file, BoxCalibration c)
+      : FaceDetector(std::move(name), c), file_(std::move(file)) {
+    if (!std::filesystem::exists(file_))
+      throw FatalError(file_ + ": cascade not found (install opencv-data)");
+    if (!cascade_.load(file_)) throw FatalError(file_ + ": cannot load cascade");
+  }
+  std::vector<Detection> detect(const cv::Mat& gray) override {
+    require_gray(gray);
+    cv::Mat eq;
+    cv::equalizeHist(gray, eq);
+    // Faces under 1/20 of the short side (or 24 px) are not looked for: on
+    // large photos the smallest scales cost most and are mostly noise.
+    int min_side = std::max(24, std::min(gray.cols, gray.rows) / 20);
+    std::vector<cv::Rect> rects;
+    std::vector<int> neighbours;
+    cascade_.detectMultiScale(eq, rects, neighbours, 1.1, 3, 0, cv::Size(min_side, min_side));
+    std::vector<Detection> out;
+    for (std::size_t i = 0; i < rects.size(); ++i) {
+      const auto& r = rects[i];
+      out.push_back({{double(r.x), double(r.y), double(r.width), double(r.height)},
+                     i < neighbours.size() ? double(neighbours[i]) : 1.0});
+    }
+    sort_largest_first(out);
+    return out;
+  }
+  std::unique_ptr<FaceDetector> clone() const override {
+    return std::make_unique<CascadeDetector>(name(), file_, calibration());
+  }
+
+ private:
+  std::string file_;
+  cv::CascadeClassifier cascade_;
+};
+
+class DlibDetector : public FaceDetector {
+ public:
+  DlibDetector() : FaceDetector("dlib", kCalibDlib), det_(dlib::get_frontal_face_detector()) {}
+  std::vector<Detection> detect(const cv::Mat& gray) override {
+    require_gray(gray);
+    dlib::cv_image<unsigned char> img(gray);
+    std::vector<dlib::rect_detection> found;
+    // The HOG detector's window is 80x80: small images are doubled first so
+    // that faces down to ~40 px are found.
+    bool up = std::min(gray.cols, gray.rows) < 400;
+    if (up) {
+      dlib::array2d<unsigned char> big;
+      dlib::pyramid_up(img, big, dlib::pyramid_down<2>());
+      det_(big, found);
+    } else {
+      det_(img, found);
+    }
+    std::vector<Detection> out;
+    dlib::pyramid_down<2> pyr;
+    for (const auto& d : found) {
+      dlib::rectangle r = up ? dlib::rectangle(pyr.rect_down(d.rect)) : d.rect;
+      out.push_back({{double(r.left()), double(r.top()), double(r.width()), double(r.height())},
+                     d.detection_confidence});
+    }
+    sort_largest_first(out);
+    return out;
+  }
+  std::unique_ptr<FaceDetector> clone() const override {
+    return std::make_unique<DlibDetector>();
+  }
+
+ private:
+  dlib::frontal_face_detector det_;
+};
+
+class WholeImage : public FaceDetector {
+ public:
+  WholeImage() : FaceDetector("none", kCalibNone) {}
+  std::vector<Detection> detect(const cv::Mat& gray) override {
+    require_gray(gray);
+    return {{{0, 0, double(gray.cols), double(gray.rows)}, 1.0}};
+  }
+  std::unique_ptr<FaceDetector> clone() const override { return std::make_unique<WholeImage>(); }
+};
+
+struct CascadeSpec {
+  const char* name;
+  const char* file;
+  BoxCalibration calib;
+};
+const CascadeSpec kCascades[] = {
+    {"haar", "haarcascades/haarcascade_frontalface_alt2.xml", kCalibHaarAlt2},
+    {"haar-default", "haarcascades/haarcascade_frontalface_default.xml", kCalibHaarDefault},
+    {"haar-alt", "haarcascades/haarcascade_frontalface_alt.xml", kCalibHaarAlt},
+    {"haar-alt2", "haarcascades/haarcascade_frontalface_alt2.xml", kCalibHaarAlt2},
+    {"lbp", "lbpcascades/lbpcascade_frontalface.xml", kCalibLbp},
+    {"lbp-improved", "lbpcascades/lbpcascade_frontalface_improved.xml", kCalibLbpImproved},
+};
+
+double round_to(double v, double step) { return std::round(v / step) * step; }
+
+// Whole numbers as JSON integers ("box": [74, 37, 137, 137]), others rounded.
+json::value json_number(double v, double step) {
+  double r = round_to(v, step);
+  if (r == std::floor(r) && std::fabs(r) < 9e15) return static_cast<std::int64_t>(r);
+  return r;
+}
+
+}  // namespace
+
+const std::vector<std::string>& detector_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const auto& c : kCascades) n.push_back(c.name);
+    n.push_back("dlib");
+    n.push_back("none");
+    return n;
+  }();
+  return names;
+}
+
+std::unique_ptr<FaceDetector> make_detector(const std::string& name,
+                                            const std::string& opencv_data_dir) {
+  if (name == "dlib") return std::make_unique<DlibDetector>();
+  if (name == "none") return std::make_unique<WholeImage>();
+  std::string dir = opencv_data_dir.empty() ? kOpenCVDataDir : opencv_data_dir;
+  for (const auto& c : kCascades)
+    if (name == c.name) return std::make_unique<CascadeDetector>(name, dir + "/" + c.file, c.calib);
+  std::string known;
+  for (const auto& n : detector_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown detector '" + name + "' (known: " + known + ")");
+}
+
+// --- landmarks --------------------------------------------------------------
+
+struct Landmarker::Impl {
+  dlib::shape_predictor sp;
+};
+
+Landmarker::Landmarker() : impl_(std::make_unique<Impl>()) {}
+Landmarker::~Landmarker() = default;
+
+std::shared_ptr<const Landmarker> Landmarker::load(const std::string& path) {
+  std::string file =
+      path.empty() ? std::string(kDlibDataDir) + "/shape_predictor_68_face_landmarks.dat" : path;
+  if (!std::filesystem::exists(file))
+    throw FatalError(file + ": shape predictor not found (install libdlib-data)");
+  std::shared_ptr<Landmarker> lm(new Landmarker());
+  try {
+    dlib::deserialize(file) >> lm->impl_->sp;
+  } catch (const std::exception& e) {
+    throw FatalError(file + ": cannot load shape predictor: " + e.what());
+  }
+  if (lm->impl_->sp.num_parts() != kNumLandmarks)
+    throw FatalError(file + ": expected a 68-point shape predictor, got " +
+                     std::to_string(lm->impl_->sp.num_parts()) + " points");
+  return lm;
+}
+
+Shape Landmarker::fit(const cv::Mat& gray, const FaceBox& b) const {
+  require_gray(gray);
+  dlib::cv_image<unsigned char> img(gray);
+  long l = std::lround(b.x), t = std::lround(b.y);
+  dlib::rectangle rect(l, t, l + std::max(1L, std::lround(b.w)) - 1,
+                       t + std::max(1L, std::lround(b.h)) - 1);
+  dlib::full_object_detection d = impl_->sp(img, rect);
+  Shape s(d.num_parts());
+  for (unsigned long i = 0; i < d.num_parts(); ++i)
+    s[i] = {double(d.part(i).x()), double(d.part(i).y())};
+  return s;
+}
+
+// --- geometry ---------------------------------------------------------------
+
+Shape canonical_template(int size) {
+  Shape s(kNumLandmarks);
+  auto place = [&](double u, double v) {
+    return Point2{size * (kTemplateX + kTemplateScale * u) - 0.5,
+                  size * (kTemplateY + kTemplateScale * v) - 0.5};
+  };
+  for (std::size_t i = 0; i < 17; ++i) s[i] = place(kMeanJawX[i], kMeanJawY[i]);
+  for (std::size_t i = 17; i < kNumLandmarks; ++i) s[i] = place(kMeanFaceX[i - 17], kMeanFaceY[i - 17]);
+  return s;
+}
+
+CropGeometry geometry_from_landmarks(const Shape& landmarks, int size) {
+  if (landmarks.size() != kNumLandmarks)
+    throw RecordError("landmarks: expected 68 points, got " + std::to_string(landmarks.size()));
+  Shape tmpl = canonical_template(size);
+  Shape from(landmarks.begin() + kAlignFirst, landmarks.begin() + kAlignLast + 1);
+  Shape to(tmpl.begin() + kAlignFirst, tmpl.begin() + kAlignLast + 1);
+  CropGeometry g;
+  g.size = size;
+  try {
+    g.to_crop = estimate_similarity(from, to);
+  } catch (const std::exception&) {
+    throw RecordError("landmarks: degenerate shape (eyes and nose coincide)");
+  }
+  if (!(g.to_crop.scale() > 1e-9) || !std::isfinite(g.to_crop.scale()))
+    throw RecordError("landmarks: degenerate shape (eyes and nose coincide)");
+  return g;
+}
+
+CropGeometry geometry_from_box(const FaceBox& box, const BoxCalibration& c, int size) {
+  if (!(box.w > 0 && box.h > 0)) throw RecordError("box: empty face box");
+  double side = c.k * std::sqrt(box.w * box.h);
+  Point2 centre = box.centre();
+  centre.x += c.dx * box.w;
+  centre.y += c.dy * box.h;
+  CropGeometry g;
+  g.size = size;
+  double s = size / side;
+  g.to_crop = {s, 0, (size - 1) / 2.0 - s * centre.x, (size - 1) / 2.0 - s * centre.y};
+  return g;
+}
+
+FaceBox dlib_box_for(const CropGeometry& g) {
+  double mid = (g.size - 1) / 2.0;
+  Point2 centre = g.to_source(Point2{mid, mid});
+  double side = g.size / g.to_crop.scale();  // the canonical square in the source
+  double w = side / kCalibDlib.k;
+  centre.x -= kCalibDlib.dx * w;
+  centre.y -= kCalibDlib.dy * w;
+  return {centre.x - (w - 1) / 2, centre.y - (w - 1) / 2, w, w};
+}
+
+cv::Mat warp_crop(const cv::Mat& gray, const CropGeometry& g) {
+  require_gray(gray);
+  if (g.size < 1) throw RecordError("crop size must be positive");
+  const Similarity& t = g.to_crop;
+  // The part of the source the crop sees, with a margin for interpolation.
+  Similarity inv = t.inverse();
+  double lo_x = 1e300, lo_y = 1e300, hi_x = -1e300, hi_y = -1e300;
+  for (double cx : {-0.5, g.size - 0.5})
+    for (double cy : {-0.5, g.size - 0.5}) {
+      Point2 p = inv.apply(Point2{cx, cy});
+      lo_x = std::min(lo_x, p.x), hi_x = std::max(hi_x, p.x);
+      lo_y = std::min(lo_y, p.y), hi_y = std::max(hi_y, p.y);
+    }
+  int x0 = std::max(0, static_cast<int>(std::floor(lo_x)) - 2);
+  int y0 = std::max(0, static_cast<int>(std::floor(lo_y)) - 2);
+  int x1 = std::min(gray.cols, static_cast<int>(std::ceil(hi_x)) + 3);
+  int y1 = std::min(gray.rows, static_cast<int>(std::ceil(hi_y)) + 3);
+  if (x1 <= x0 || y1 <= y0) return cv::Mat(g.size, g.size, CV_8UC1, cv::Scalar(0));
+  cv::Mat src = gray(cv::Rect(x0, y0, x1 - x0, y1 - y0));
+  // crop = A p + t with p = p_roi + (x0, y0).
+  double a = t.a, b = t.b;
+  double tx = t.tx + a * x0 - b * y0, ty = t.ty + b * x0 + a * y0;
+  double m00 = a, m01 = -b, m10 = b, m11 = a;
+  double s = t.scale();
+  if (s < 0.5) {
+    // Area-average down to twice the crop's resolution first; the source
+    // pixel p maps to (p + 0.5) * r - 0.5 in the reduced image.
+    int w = std::max(1, static_cast<int>(std::lround(src.cols * 2 * s)));
+    int h = std::max(1, static_cast<int>(std::lround(src.rows * 2 * s)));
+    double rx = double(w) / src.cols, ry = double(h) / src.rows;
+    cv::Mat small;
+    cv::resize(src, small, cv::Size(w, h), 0, 0, cv::INTER_AREA);
+    src = small;
+    // p = (q + 0.5) / r - 0.5  =>  crop = M diag(1/r) q + M (0.5/r - 0.5) + t
+    double ox = 0.5 / rx - 0.5, oy = 0.5 / ry - 0.5;
+    tx += m00 * ox + m01 * oy;
+    ty += m10 * ox + m11 * oy;
+    m00 /= rx, m10 /= rx, m01 /= ry, m11 /= ry;
+  }
+  cv::Mat m = (cv::Mat_<double>(2, 3) << m00, m01, tx, m10, m11, ty);
+  cv::Mat out;
+  cv::warpAffine(src, out, m, cv::Size(g.size, g.size), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+                 cv::Scalar(0));
+  return out;
+}
+
+std::optional<CropGeometry> get_crop_geometry(const Record& r) {
+  auto it = r.find("crop_transform");
+  auto size = get_number(r, "crop_size");
+  if (it == r.end() || !size) return std::nullopt;
+  const json::array* a = it->value().if_array();
+  if (!a || a->size() != 4)
+    throw RecordError("crop_transform: expected [a, b, tx, ty]");
+  double v[4];
+  for (std::size_t i = 0; i < 4; ++i) {
+    const json::value& x = (*a)[i];
+    if (!x.is_number()) throw RecordError("crop_transform: expected 4 numbers");
+    v[i] = x.to_number<double>();
+    if (!std::isfinite(v[i])) throw RecordError("crop_transform: not finite");
+  }
+  if (*size < 1 || *size != std::floor(*size)) throw RecordError("crop_size: expected a positive integer");
+  CropGeometry g;
+  g.to_crop = {v[0], v[1], v[2], v[3]};
+  g.size = static_cast<int>(*size);
+  if (g.to_crop.scale() == 0) throw RecordError("crop_transform: singular");
+  return g;
+}
+
+void set_crop_geometry(Record& r, const CropGeometry& g) {
+  r["crop_transform"] = json::array{g.to_crop.a, g.to_crop.b, g.to_crop.tx, g.to_crop.ty};
+  r["crop_size"] = g.size;
+}
+
+// --- cropper ----------------------------------------------------------------
+
+FaceCropper::FaceCropper(const CropOptions& opt, std::shared_ptr<const Landmarker> landmarker)
+    : opt_(opt), landmarker_(std::move(landmarker)) {
+  if (opt_.size < 8 || opt_.size > 4096)
+    throw UsageError("--size must be between 8 and 4096 (got " + std::to_string(opt_.size) + ")");
+  if (opt_.max_faces < 0) throw UsageError("--max-faces must be 0 (all) or more");
+  if (!opt_.landmarks.empty() && opt_.landmarks != "dlib" && opt_.landmarks != "none")
+    throw UsageError("unknown landmark method '" + opt_.landmarks + "' (known: dlib, none)");
+  detector_ = make_detector(opt_.detector, opt_.opencv_data_dir);
+  if (opt_.landmarks == "dlib" && !landmarker_) landmarker_ = Landmarker::load(opt_.dlib_model);
+}
+
+FaceCropper FaceCropper::clone() const { return FaceCropper(opt_, landmarker_); }
+
+std::vector<Face> FaceCropper::crop(const cv::Mat& gray, const std::optional<Shape>& landmarks,
+                                    const std::optional<FaceBox>& box) {
+  require_gray(gray);
+  const int size = opt_.size;
+  bool fit = landmarker_ && opt_.landmarks == "dlib";
+  std::vector<Face> faces;
+  if (landmarks) {
+    Face f;
+    Shape shape = *landmarks;
+    CropGeometry g = geometry_from_landmarks(shape, size);
+    if (fit && opt_.refit) {
+      shape = landmarker_->fit(gray, box ? *box : dlib_box_for(g));
+      g = geometry_from_landmarks(shape, size);
+    }
+    if (box) {
+      f.box = *box;
+    } else {
+      auto bb = bounding_box(*landmarks);
+      f.box = {bb[0], bb[1], bb[2] - bb[0] + 1, bb[3] - bb[1] + 1};
+    }
+    f.geometry = g;
+    f.landmarks = g.crop_points(shape);
+    faces.push_back(std::move(f));
+  } else {
+    std::vector<Detection> dets;
+    BoxCalibration calib = kCalibDlib;
+    bool dlib_style = true, fallback = false;
+    if (box) {
+      dets.push_back({*box, 1.0});
+    } else {
+      dets = detector_->detect(gray);
+      calib = detector_->calibration();
+      dlib_style = detector_->name() == "dlib";
+      if (dets.empty()) {
+        if (!opt_.fallback_full) throw RecordError("no face found");
+        dets.push_back({{0, 0, double(gray.cols), double(gray.rows)}, 0.0});
+        calib = kCalibNone;
+        dlib_style = false;
+        fallback = true;
+      }
+    }
+    if (opt_.max_faces > 0 && dets.size() > static_cast<std::size_t>(opt_.max_faces))
+      dets.resize(opt_.max_faces);
+    for (const auto& d : dets) {
+      Face f;
+      f.box = d.box;
+      f.score = d.score;
+      f.fallback = fallback;
+      f.geometry = geometry_from_box(d.box, calib, size);
+      if (fit) {
+        Shape shape = landmarker_->fit(gray, dlib_style ? d.box : dlib_box_for(f.geometry));
+        // A fallback keeps the whole image as its crop; the fitted points
+        // are still mapped into it.
+        if (!fallback) f.geometry = geometry_from_landmarks(shape, size);
+        f.landmarks = f.geometry.crop_points(shape);
+      }
+      faces.push_back(std::move(f));
+    }
+  }
+  for (auto& f : faces) f.crop = warp_crop(gray, f.geometry);
+  return faces;
+}
+
+std::vector<Face> FaceCropper::crop(const Record& r) {
+  auto image = get_string(r, "image");
+  if (!image) throw RecordError("no \"image\" field");
+  if (image->empty()) throw RecordError("\"image\" is empty");
+  std::optional<Shape> landmarks = get_shape(r, "landmarks");
+  if (landmarks) {
+    if (auto g = get_crop_geometry(r)) landmarks = g->to_source(*landmarks);
+  }
+  std::optional<FaceBox> box;
+  if (auto it = r.find("box"); it != r.end()) {
+    const json::array* a = it->value().if_array();
+    if (!a || a->size() != 4) throw RecordError("box: expected [x, y, w, h]");
+    double v[4];
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (!(*a)[i].is_number()) throw RecordError("box: expected 4 numbers");
+      v[i] = (*a)[i].to_number<double>();
+      if (!std::isfinite(v[i])) throw RecordError("box: not finite");
+    }
+    if (!(v[2] > 0 && v[3] > 0)) throw RecordError("box: width and height must be positive");
+    box = FaceBox{v[0], v[1], v[2], v[3]};
+  }
+  cv::Mat gray = read_gray(*image);
+  try {
+    return crop(gray, landmarks, box);
+  } catch (const RecordError& e) {
+    throw RecordError(*image + ": " + e.what());
+  }
+}
+
+std::string crop_path(const std::string& out_dir, const std::string& image, int face) {
+  std::string rel;
+  std::size_t i = 0;
+  if (!image.empty() && image[0] == '/') rel = "%2F";
+  while (i <= image.size()) {
+    std::size_t j = image.find('/', i);
+    if (j == std::string::npos) j = image.size();
+    std::string c = image.substr(i, j - i);
+    i = j + 1;
+    if (c.empty() || c == ".") continue;
+    if (c == "..") {
+      c = "%2E%2E";
+    } else {
+      std::string esc;
+      for (char ch : c) esc += ch == '%' ? std::string("%25") : std::string(1, ch);
+      c = esc;
+    }
+    rel += (rel.empty() ? "" : "/") + c;
+  }
+  std::string dir = out_dir.empty() ? "." : out_dir;
+  return dir + "/" + rel + "." + std::to_string(face) + ".png";
+}
+
+std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std::string& out_dir) {
+  std::vector<Face> faces = cropper.crop(r);
+  std::string image = *get_string(r, "image");
+  std::vector<Record> out;
+  for (std::size_t i = 0; i < faces.size(); ++i) {
+    const Face& f = faces[i];
+    Record o = r;
+    o["face"] = static_cast<std::int64_t>(i);
+    o["box"] = json::array{json_number(f.box.x, 0.01), json_number(f.box.y, 0.01),
+                           json_number(f.box.w, 0.01), json_number(f.box.h, 0.01)};
+    // A face the record named (box or landmarks) keeps the record's score.
+    bool given = r.contains("box") || r.contains("landmarks");
+    if (!(given && r.contains("score"))) o["score"] = json_number(f.score, 1e-4);
+    std::string path = crop_path(out_dir, image, static_cast<int>(i));
+    write_png(path, f.crop);
+    o["crop"] = path;
+    set_crop_geometry(o, f.geometry);
+    if (f.landmarks) {
+      Shape s = *f.landmarks;
+      for (auto& p : s) p = {round_to(p.x, 1e-3), round_to(p.y, 1e-3)};
+      o["landmarks"] = shape_to_json(s);
+    }
+    if (f.fallback) o["fallback"] = true;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace edan
+
+namespace edan {
+
+int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir) {
+  if (out_dir.empty()) throw UsageError("--out DIR is required (where the crops are written)");
+  const std::size_t workers = static_cast<std::size_t>(std::max(1, tool.threads()));
+  std::vector<FaceCropper> croppers;
+  croppers.emplace_back(opt);
+  for (std::size_t i = 1; i < workers; ++i) croppers.push_back(croppers.front().clone());
+
+  // A batch of records and their outputs; workers take records in turn.
+  std::vector<Record> batch;
+  std::vector<std::vector<Record>> outs;
+  std::size_t done = 0;
+  auto work = [&](FaceCropper& cropper, std::atomic<std::size_t>& next, std::exception_ptr& fatal) {
+    for (std::size_t i; (i = next++) < batch.size();) {
+      Record& r = batch[i];
+      if (has_error(r)) continue;
+      try {
+        outs[i] = crop_record(cropper, r, out_dir);
+      } catch (const FatalError&) {
+        fatal = std::current_exception();
+        next = batch.size();
+      } catch (const std::exception& e) {
+        outs[i].clear();
+        set_error(r, e.what());
+      }
+    }
+  };
+  auto flush = [&] {
+    outs.assign(batch.size(), {});
+    std::atomic<std::size_t> next{0};
+    std::vector<std::exception_ptr> fatal(workers);
+    std::vector<std::thread> pool;
+    std::size_t n = std::min(workers, batch.size());
+    for (std::size_t w = 1; w < n; ++w)
+      pool.emplace_back(work, std::ref(croppers[w]), std::ref(next), std::ref(fatal[w]));
+    work(croppers[0], next, fatal[0]);
+    for (auto& t : pool) t.join();
+    for (auto& f : fatal)
+      if (f) std::rethrow_exception(f);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (outs[i].empty()) {
+        tool.emit(batch[i]);
+      } else {
+        for (const auto& o : outs[i]) tool.emit(o);
+      }
+    }
+    std::fflush(tool.out());
+    done += batch.size();
+    batch.clear();
+    tool.progress(std::to_string(done) + " records");
+  };
+  // Small batches keep the output flowing (and memory bounded) while every
+  // worker still has a few records to take.
+  const std::size_t batch_size = workers == 1 ? 1 : 4 * workers;
+  return tool.generate([&] {
+    tool.for_each_input([&](Record& r) {
+      batch.push_back(std::move(r));
+      if (batch.size() >= batch_size) flush();
+    });
+    if (!batch.empty()) flush();
+  });
+}
+
+}  // namespace edan

@@ -1,0 +1,319 @@
+#include "edan/image.hpp"
+
+#include <sys/stat.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "edan/error.hpp"
+#include "edan/fs.hpp"
+
+namespace edan {
+namespace {
+using namespace std::string_view_literals;
+
+// Bounds-checked little readers over a file's bytes.
+struct Bytes {
+  std::string_view b;
+  bool has(std::size_t at, std::size_t n) const { return at <= b.size() && n <= b.size() - at; }
+  std::uint32_t u8(std::size_t at) const { return static_cast<unsigned char>(b[at]); }
+  std::uint32_t be16(std::size_t at) const { return u8(at) << 8 | u8(at + 1); }
+  std::uint32_t le16(std::size_t at) const { return u8(at) | u8(at + 1) << 8; }
+  std::uint32_t be32(std::size_t at) const { return be16(at) << 16 | be16(at + 2); }
+  std::uint32_t le32(std::size_t at) const { return le16(at) | le16(at + 2) << 16; }
+  std::uint32_t u16(std::size_t at, bool le) const { return le ? le16(at) : be16(at); }
+  std::uint32_t u32(std::size_t at, bool le) const { return le ? le32(at) : be32(at); }
+  bool starts(std::size_t at, std::string_view s) const {
+    return has(at, s.size()) && b.substr(at, s.size()) == s;
+  }
+};
+
+bool is_png(const Bytes& d) { return d.starts(0, "\x89PNG\r\n\x1a\n"sv); }
+bool is_jpeg(const Bytes& d) {
+  return d.has(0, 3) && d.u8(0) == 0xFF && d.u8(1) == 0xD8 && d.u8(2) == 0xFF;
+}
+
+// Walks JPEG marker segments from SOI up to the first SOS. fn(marker,
+// payload offset, payload length) may return true to stop the walk. Returns
+// the offset just past the first SOS header, or 0 when the walk stopped
+// early or ran off the data.
+template <typename Fn>
+std::size_t walk_jpeg(const Bytes& d, Fn fn) {
+  std::size_t i = 2;
+  while (d.has(i, 2)) {
+    if (d.u8(i) != 0xFF) return 0;
+    std::uint32_t m = d.u8(i + 1);
+    if (m == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    i += 2;
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // markers without payload
+    if (!d.has(i, 2)) return 0;
+    std::size_t len = d.be16(i);
+    if (len < 2 || !d.has(i, len)) return 0;
+    if (fn(m, i + 2, len - 2)) return 0;
+    if (m == 0xDA) return i + len;
+    i += len;
+  }
+  return 0;
+}
+
+// The first value of a SHORT or LONG tag in the first IFD of a TIFF
+// structure starting at `base` (a TIFF file, or a JPEG's EXIF block).
+std::optional<std::uint32_t> tiff_tag(const Bytes& d, std::size_t base, std::uint32_t tag) {
+  if (!d.has(base, 8)) return std::nullopt;
+  bool le;
+  if (d.starts(base, "II*\0"sv))
+    le = true;
+  else if (d.starts(base, "MM\0*"sv))
+    le = false;
+  else
+    return std::nullopt;
+  std::size_t ifd = base + d.u32(base + 4, le);
+  if (ifd < base || !d.has(ifd, 2)) return std::nullopt;
+  std::size_t n = d.u16(ifd, le);
+  for (std::size_t k = 0; k < n; ++k) {
+    std::size_t e = ifd + 2 + 12 * k;
+    if (!d.has(e, 12)) return std::nullopt;
+    if (d.u16(e, le) != tag) continue;
+    std::uint32_t type = d.u16(e + 2, le);
+    if (type == 3) return d.u16(e + 8, le);  // SHORT
+    if (type == 4) return d.u32(e + 8, le);  // LONG
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// PNM (P1..P6): the first two integers after the magic, comments skipped.
+std::optional<ImageSize> pnm_size(const Bytes& d) {
+  std::size_t i = 2;
+  std::int64_t v[2];
+  for (auto& x : v) {
+    for (;;) {
+      while (d.has(i, 1) && std::isspace(static_cast<int>(d.u8(i)))) ++i;
+      if (d.has(i, 1) && d.u8(i) == '#') {
+        while (d.has(i, 1) && d.u8(i) != '\n') ++i;
+        continue;
+      }
+      break;
+    }
+    if (!d.has(i, 1) || !std::isdigit(static_cast<int>(d.u8(i)))) return std::nullopt;
+    x = 0;
+    while (d.has(i, 1) && std::isdigit(static_cast<int>(d.u8(i))) && x < (std::int64_t{1} << 40))
+      x = x * 10 + (d.u8(i++) - '0');
+  }
+  return ImageSize{v[0], v[1]};
+}
+
+// True when a PNG's chunks run from the signature to an IEND chunk.
+bool png_complete(const Bytes& d) {
+  std::size_t i = 8;
+  while (d.has(i, 12)) {
+    std::size_t len = d.be32(i);
+    if (d.starts(i + 4, "IEND"sv)) return true;
+    if (!d.has(i + 12, len)) return false;
+    i += 12 + len;
+  }
+  return false;
+}
+
+// True when a JPEG has an end-of-image marker after its first scan. Inside
+// entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so
+// FF D9 there is the real end.
+bool jpeg_complete(const Bytes& d) {
+  std::size_t scan = walk_jpeg(d, [](std::uint32_t, std::size_t, std::size_t) { return false; });
+  return scan != 0 && d.b.find("\xFF\xD9"sv, scan) != std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<ImageSize> peek_image_size(std::string_view bytes) {
+  Bytes d{bytes};
+  if (is_png(d)) {
+    if (!d.starts(12, "IHDR"sv) || !d.has(16, 8)) return std::nullopt;
+    return ImageSize{d.be32(16), d.be32(20)};
+  }
+  if (is_jpeg(d)) {
+    std::optional<ImageSize> size;
+    walk_jpeg(d, [&](std::uint32_t m, std::size_t at, std::size_t len) {
+      bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+      if (sof && len >= 5) {
+        size = ImageSize{d.be16(at + 3), d.be16(at + 1)};
+        return true;
+      }
+      return false;
+    });
+    return size;
+  }
+  if ((d.starts(0, "GIF87a"sv) || d.starts(0, "GIF89a"sv)) && d.has(6, 4))
+    return ImageSize{d.le16(6), d.le16(8)};
+  if (d.starts(0, "BM"sv) && d.has(14, 12)) {
+    if (d.le32(14) == 12) return ImageSize{d.le16(18), d.le16(20)};
+    if (!d.has(18, 8)) return std::nullopt;
+    auto h = static_cast<std::int32_t>(d.le32(22));
+    return ImageSize{static_cast<std::int32_t>(d.le32(18)), h < 0 ? -std::int64_t{h} : h};
+  }
+  if (d.starts(0, "II*\0"sv) || d.starts(0, "MM\0*"sv)) {
+    auto w = tiff_tag(d, 0, 256), h = tiff_tag(d, 0, 257);
+    if (!w || !h) return std::nullopt;
+    return ImageSize{*w, *h};
+  }
+  if (d.starts(0, "RIFF"sv) && d.starts(8, "WEBP"sv)) {
+    if (d.starts(12, "VP8 "sv) && d.has(26, 4))
+      return ImageSize{d.le16(26) & 0x3FFF, d.le16(28) & 0x3FFF};
+    if (d.starts(12, "VP8L"sv) && d.has(21, 4)) {
+      std::uint32_t bits = d.le32(21);
+      return ImageSize{(bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+    }
+    if (d.starts(12, "VP8X"sv) && d.has(24, 6))
+      return ImageSize{(d.le16(24) | d.u8(26) << 16) + 1, (d.le16(27) | d.u8(29) << 16) + 1};
+    return std::nullopt;
+  }
+  if (d.has(0, 2) && d.u8(0) == 'P' && d.u8(1) >= '1' && d.u8(1) <= '6') return pnm_size(d);
+  return std::nullopt;
+}
+
+int exif_orientation(std::string_view bytes) {
+  Bytes d{bytes};
+  if (!is_jpeg(d)) return 1;
+  int orientation = 1;
+  walk_jpeg(d, [&](std::uint32_t m, std::size_t at, std::size_t len) {
+    if (m != 0xE1 || len < 14 || !d.starts(at, "Exif\0\0"sv)) return false;
+    // The EXIF block is a TIFF structure; keep its reads inside the segment.
+    Bytes exif{bytes.substr(at + 6, len - 6)};
+    auto v = tiff_tag(exif, 0, 0x0112);
+    if (v && *v >= 1 && *v <= 8) orientation = static_cast<int>(*v);
+    return true;
+  });
+  return orientation;
+}
+
+cv::Mat apply_orientation(const cv::Mat& img, int orientation) {
+  cv::Mat out;
+  switch (orientation) {
+    case 2: cv::flip(img, out, 1); break;
+    case 3: cv::rotate(img, out, cv::ROTATE_180); break;
+    case 4: cv::flip(img, out, 0); break;
+    case 5: cv::transpose(img, out); break;
+    case 6: cv::rotate(img, out, cv::ROTATE_90_CLOCKWISE); break;
+    case 7:
+      cv::transpose(img, out);
+      cv::rotate(out, out, cv::ROTATE_180);
+      break;
+    case 8: cv::rotate(img, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
+    default: out = img;
+  }
+  return out;
+}
+
+cv::Mat to_gray8(const cv::Mat& img) {
+  if (img.empty()) throw RecordError("empty image");
+  cv::Mat eight;
+  switch (img.depth()) {
+    case CV_8U: eight = img; break;
+    case CV_16U: img.convertTo(eight, CV_8U, 255.0 / 65535.0); break;
+    case CV_32F:
+    case CV_64F: img.convertTo(eight, CV_8U, 255.0); break;
+    default: img.convertTo(eight, CV_8U); break;
+  }
+  cv::Mat gray;
+  switch (eight.channels()) {
+    case 1: return eight.clone();
+    case 3: cv::cvtColor(eight, gray, cv::COLOR_BGR2GRAY); return gray;
+    case 2:
+    case 4: {
+      std::vector<cv::Mat> planes;
+      cv::split(eight, planes);
+      cv::Mat alpha = planes.back();
+      if (eight.channels() == 4)
+        cv::cvtColor(eight, gray, cv::COLOR_BGRA2GRAY);
+      else
+        gray = planes[0];
+      // Gray conversion is linear, so scaling the gray by alpha equals
+      // compositing each colour over black first.
+      cv::Mat out;
+      cv::multiply(gray, alpha, out, 1.0 / 255.0);
+      return out;
+    }
+    default:
+      throw RecordError("unsupported image with " + std::to_string(eight.channels()) +
+                        " channels");
+  }
+}
+
+cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_t max_pixels) {
+  if (bytes.empty()) throw RecordError(name + ": empty file");
+  auto too_large = [&](std::int64_t w, std::int64_t h) {
+    return RecordError(name + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
+                       " pixels is larger than the maximum of " + std::to_string(max_pixels) +
+                       " pixels");
+  };
+  if (auto size = peek_image_size(bytes)) {
+    if (size->width <= 0 || size->height <= 0)
+      throw RecordError(name + ": image header gives an empty size");
+    if (size->width > max_pixels / size->height) throw too_large(size->width, size->height);
+  }
+  Bytes d{bytes};
+  if (is_png(d) && !png_complete(d)) throw RecordError(name + ": truncated PNG (no IEND chunk)");
+  if (is_jpeg(d) && !jpeg_complete(d))
+    throw RecordError(name + ": truncated JPEG (no end-of-image marker)");
+
+  cv::Mat raw;
+  try {
+    // imdecode does not write to its input; the Mat header only wraps it.
+    cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+    raw = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw RecordError(name + ": cannot decode: " + e.what());
+  }
+  if (raw.empty()) throw RecordError(name + ": cannot decode (not an image OpenCV can read)");
+  if (static_cast<std::int64_t>(raw.cols) > max_pixels / raw.rows)
+    throw too_large(raw.cols, raw.rows);
+  // IMREAD_UNCHANGED keeps alpha and depth but skips EXIF orientation.
+  cv::Mat gray = to_gray8(raw);
+  return apply_orientation(gray, exif_orientation(bytes));
+}
+
+cv::Mat read_gray(const std::string& path, std::int64_t max_pixels) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) throw RecordError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fileno(f.get()), &st) != 0)
+    throw RecordError(path + ": cannot read: " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw RecordError(path + ": is a directory");
+  if (st.st_size > kMaxImageFileBytes)
+    throw RecordError(path + ": file of " + std::to_string(st.st_size) +
+                      " bytes is larger than the maximum of " +
+                      std::to_string(kMaxImageFileBytes) + " bytes");
+  std::string bytes;
+  char chunk[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f.get())) > 0) {
+    bytes.append(chunk, n);
+    if (static_cast<std::int64_t>(bytes.size()) > kMaxImageFileBytes)
+      throw RecordError(path + ": file is larger than the maximum of " +
+                        std::to_string(kMaxImageFileBytes) + " bytes");
+  }
+  if (std::ferror(f.get())) throw RecordError(path + ": cannot read: " + std::strerror(errno));
+  return decode_gray(bytes, path, max_pixels);
+}
+
+void write_png(const std::string& path, const cv::Mat& img) {
+  std::vector<unsigned char> buf;
+  try {
+    if (!cv::imencode(".png", img, buf)) throw FatalError(path + ": cannot encode PNG");
+  } catch (const cv::Exception& e) {
+    throw FatalError(path + ": cannot encode PNG: " + e.what());
+  }
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
+}
+
+}  // namespace edan

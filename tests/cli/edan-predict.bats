@@ -1,0 +1,171 @@
+#!/usr/bin/env bats
+# edan-predict: one record out per record in, in order, with "pred" or "error".
+load helpers
+
+# A 32×32 grayscale gradient PNG (466 bytes).
+PNG_B64='iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAAAAABWESUoAAABmUlEQVR42mNgYOcTlVHWMrSwd/MNiU7KLCiva+2ZPGvhivXb9h45fekmAzOXoIS8mq6JtZNnQHhcak5xVWNH/7S5S1Zv2nng+LmrdxjYeEWklTQNzO1cfYKjEjPyy2pbuifNXLB83dY9h09dvHGfgVNAXE5Vx9jK0cM/LDYlu6iyob1v6pzFqzbu2H/s7JXbjxh4hKUUNfTNbF28gyIT0vNKa5q7Js6Yv2ztlt2HTl64fu8pA7+YrIq2kaWDu19oTHJWYUV9W++U2YtWbti+7+iZy7cevmAQklRQ1zO1cfYKjIhPyy2pbuqcMH3e0jWbdx08cf7a3SevGfD68cHzdwx4/fj41UcGvH589vYLA14/vvzwnQGvH998/sWA14/vv/1lwOvHTz8ZGPD68esfZga8fvzxn40Brx9/M3Ey4PXjP1YeBrx+ZOTgZ8DrRxZuIQa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwa8fgSmVwA10hgfO5PNlQAAAABJRU5ErkJggg=='
+
+setup() {
+  TMP="$BATS_TEST_TMPDIR"
+  cd "$TMP"
+  echo "$PNG_B64" | base64 -d > face.png
+  "$EDAN_TESTS_BIN/make-model" --size 32 model.edan
+}
+
+@test "--help lists the options" {
+  run edan-predict --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"--model"* ]]
+  [[ "$output" == *"--batch"* ]]
+  [[ "$output" == *"--shard"* ]]
+}
+
+@test "--version" {
+  run edan-predict --version
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"0.1.0"* ]]
+}
+
+@test "a bad flag is a usage error (exit 2)" {
+  run edan-predict --no-such-flag
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"Try 'edan-predict --help'"* ]]
+  run edan-predict -m model.edan --batch 0 < /dev/null
+  [ "$status" -eq 2 ]
+}
+
+@test "every option of --help is in the man page" {
+  for opt in $(edan-predict --help | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
+    grep -q -- "${opt//-/\\\\-}" "$EDAN_SRC/man/edan-predict.1" || { echo "missing $opt"; false; }
+  done
+}
+
+@test "a good record round trip: pred with label, all probs, 68 landmarks" {
+  echo '{"crop":"face.png","label":"happy","subject":"s1"}' > in.jsonl
+  run edan-predict -m model.edan in.jsonl
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -r '.label + " " + .subject')" = "happy s1" ]
+  [ "$(echo "$output" | jq '.pred.probs | length')" -eq 7 ]
+  [ "$(echo "$output" | jq '.pred.landmarks | length')" -eq 68 ]
+  [ "$(echo "$output" | jq -r '.pred.label as $l | .pred.probs | has($l)')" = true ]
+  [ "$(echo "$output" | jq '[.pred.probs[]] | add | . > 0.999 and . < 1.001')" = true ]
+  [ "$(echo "$output" | jq 'keys_unsorted')" = "$(printf '{"crop":1,"label":1,"subject":1,"pred":1}' | jq keys_unsorted)" ]
+}
+
+@test "stdin via - and via nothing" {
+  run sh -c 'echo "{\"crop\":\"face.png\"}" | edan-predict -m model.edan -'
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq '.pred.landmarks | length')" -eq 68 ]
+  run sh -c 'echo "{\"crop\":\"face.png\"}" | edan-predict -m model.edan'
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq '.pred.landmarks | length')" -eq 68 ]
+}
+
+@test "bare image paths are predicted as already-cropped faces" {
+  run sh -c 'ls face.png | edan-predict -m model.edan'
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -r .image)" = face.png ]
+  [ "$(echo "$output" | jq '.pred.probs | length')" -eq 7 ]
+}
+
+@test "one record per input record, in order, when some inputs fail" {
+  cp face.png other.png
+  : > empty.png
+  cat > in.jsonl <<'EOF'
+{"crop":"face.png","n":1}
+{"crop":"missing.png","n":2}
+{this is not JSON
+{"crop":"empty.png","n":4}
+{"n":5}
+{"crop":"other.png","n":6,"error":"failed upstream"}
+{"crop":"other.png","n":7}
+EOF
+  run edan-predict -m model.edan --batch 3 in.jsonl
+  [ "$status" -eq 1 ]
+  [ "$(echo "$output" | wc -l)" -eq 7 ]
+  [ "$(echo "$output" | jq -c '[.n, has("pred"), has("error")]' | tr -d '\n')" = \
+    '[1,true,false][2,false,true][null,false,true][4,false,true][5,false,true][6,false,true][7,true,false]' ]
+  [[ "$(echo "$output" | sed -n 2p | jq -r .error)" == *missing.png* ]]
+  [ "$(echo "$output" | sed -n 6p | jq -r .error)" = "failed upstream" ]
+}
+
+@test "batch size does not change the predictions" {
+  for i in 1 2 3 4 5; do echo '{"crop":"face.png"}'; done > in.jsonl
+  edan-predict -m model.edan --batch 2 in.jsonl > b2.jsonl
+  edan-predict -m model.edan --batch 32 in.jsonl > b32.jsonl
+  [ "$(count_lines b2.jsonl)" -eq 5 ]
+  # Equal up to float summation order (batch size may change the kernels).
+  [ "$(jq -n --slurpfile a b2.jsonl --slurpfile b b32.jsonl \
+      '[range(0; 5) as $i | range(0; 7) as $j |
+        ([$a[$i].pred.probs[]][$j] - [$b[$i].pred.probs[]][$j]) | fabs] | max < 1e-4')" = true ]
+  [ "$(jq -n --slurpfile a b2.jsonl --slurpfile b b32.jsonl \
+      '[range(0; 5) as $i | range(0; 68) as $k | range(0; 2) as $c |
+        ($a[$i].pred.landmarks[$k][$c] - $b[$i].pred.landmarks[$k][$c]) | fabs] | max < 0.02')" = true ]
+}
+
+@test "--shard K/N splits the input into interleaved slices" {
+  for i in 1 2 3 4 5; do echo "{\"crop\":\"face.png\",\"n\":$i}"; done > in.jsonl
+  [ "$(edan-predict -m model.edan --shard 1/2 in.jsonl | jq -c .n | tr '\n' ' ')" = "1 3 5 " ]
+  [ "$(edan-predict -m model.edan --shard 2/2 in.jsonl | jq -c .n | tr '\n' ' ')" = "2 4 " ]
+  run edan-predict -m model.edan --shard 3/2 in.jsonl
+  [ "$status" -eq 2 ]
+}
+
+@test "3- and 8-class models name their classes" {
+  "$EDAN_TESTS_BIN/make-model" --size 32 --classes 3 m3.edan
+  "$EDAN_TESTS_BIN/make-model" --size 32 --classes 8 --stages 1 m8.edan
+  echo '{"crop":"face.png"}' > in.jsonl
+  [ "$(edan-predict -m m3.edan in.jsonl | jq -c '.pred.probs | keys_unsorted')" = '["negative","positive","neutral"]' ]
+  [ "$(edan-predict -m m8.edan in.jsonl | jq '.pred.probs | has("contempt")')" = true ]
+}
+
+@test "a missing or bad model is fatal (exit 3) and named" {
+  echo '{"crop":"face.png"}' > in.jsonl
+  run edan-predict -m nowhere.edan in.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *nowhere.edan* ]]
+  head -c 1000 model.edan > cut.edan
+  run edan-predict -m cut.edan in.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *cut.edan* ]]
+  run edan-predict -m face.png in.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *face.png* ]]
+}
+
+@test "EDAN_MODEL names the default model" {
+  echo '{"crop":"face.png"}' > in.jsonl
+  EDAN_MODEL="$TMP/model.edan" run edan-predict in.jsonl
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq '.pred.landmarks | length')" -eq 68 ]
+  EDAN_MODEL="$TMP/absent.edan" run edan-predict in.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *absent.edan* ]]
+}
+
+@test "--device cuda without CUDA is fatal with a clear message" {
+  echo '{"crop":"face.png"}' > in.jsonl
+  run edan-predict -m model.edan --device cuda in.jsonl
+  if [ "$status" -eq 0 ]; then skip "CUDA is available here"; fi
+  [ "$status" -eq 3 ]
+  [[ "$output" == *CUDA* ]]
+  run edan-predict -m model.edan --device tpu in.jsonl
+  [ "$status" -eq 2 ]
+}
+
+@test "-o writes the records to a file" {
+  echo '{"crop":"face.png"}' > in.jsonl
+  run edan-predict -m model.edan -o out.jsonl in.jsonl
+  [ "$status" -eq 0 ]
+  [ "$(jq '.pred.landmarks | length' out.jsonl)" -eq 68 ]
+}
+
+@test "man page example: shards run with xargs -P join to the unsharded output" {
+  for i in 1 2 3 4 5 6 7; do echo "{\"crop\":\"face.png\",\"n\":$i}"; done > crops.jsonl
+  edan-predict -m model.edan --threads 1 crops.jsonl | sort > whole.jsonl
+  seq 1 3 | xargs -P 3 -I{} \
+    edan-predict -m model.edan --threads 1 --shard {}/3 -o part{}.jsonl crops.jsonl
+  cat part*.jsonl | sort > joined.jsonl
+  [ "$(count_lines joined.jsonl)" -eq 7 ]
+  cmp whole.jsonl joined.jsonl
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bats
+# edan-train: options, input handling, skipped records, checkpoints.
+load helpers
+
+# Writes N random 32x32 grayscale PGM faces and their records to recs.jsonl:
+# every record has a label, every other one landmarks too.
+make_records() {
+  local n=${1:-8} labels=(happy sad neutral anger)
+  local lm
+  lm=$(awk 'BEGIN { printf "["; for (i = 0; i < 68; i++) {
+      a = 6.2832 * i / 68; printf "%s[%.2f,%.2f]", (i ? "," : ""), 16 + 9 * cos(a), 16 + 9 * sin(a) + (i % 3) }
+    printf "]" }')
+  : > recs.jsonl
+  for i in $(seq 1 "$n"); do
+    { printf 'P5\n32 32\n255\n'; head -c 1024 /dev/urandom; } > "face$i.pgm"
+    if (( i % 2 )); then
+      printf '{"crop":"face%d.pgm","label":"%s","subject":"s%d","landmarks":%s}\n' \
+        "$i" "${labels[i % 4]}" "$i" "$lm" >> recs.jsonl
+    else
+      printf '{"crop":"face%d.pgm","label":"%s","subject":"s%d"}\n' \
+        "$i" "${labels[i % 4]}" "$i" >> recs.jsonl
+    fi
+  done
+}
+
+TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
+
+@test "--help lists the options, each documented in the man page" {
+  run edan-train --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"--output MODEL"* ]]
+  for opt in $(edan-train --help | grep -oE '^  (-[a-zA-Z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+'); do
+    grep -q -- "$(printf '%s' "$opt" | sed 's/-/\\\\-/g')" "$EDAN_SRC/man/edan-train.1" ||
+      { echo "missing in man page: $opt"; return 1; }
+  done
+}
+
+@test "--version prints the version" {
+  run edan-train --version
+  [ "$status" -eq 0 ]
+  [[ "$output" == "edan-train (edan) "* ]]
+}
+
+@test "a bad flag is a usage error" {
+  run edan-train --no-such-flag
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"Try 'edan-train --help'"* ]]
+}
+
+@test "no --output is a usage error" {
+  make_records 4
+  run edan-train "${TINY[@]}" --epochs 0 recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--output"* ]]
+}
+
+@test "--epochs 0 writes an untrained model, reading stdin with no FILE" {
+  make_records 6
+  run bash -c "edan-train ${TINY[*]} --epochs 0 -o m.edan < recs.jsonl 2>/dev/null"
+  [ "$status" -eq 0 ]
+  [ -s m.edan ]
+  [ -z "$output" ]   # nothing on stdout
+}
+
+@test "FILE - reads stdin" {
+  make_records 6
+  run bash -c "cat recs.jsonl | edan-train ${TINY[*]} --epochs 0 -o m.edan -"
+  [ "$status" -eq 0 ]
+  [ -s m.edan ]
+}
+
+@test "bad records are reported on stderr, the rest trains, exit 1" {
+  make_records 6
+  printf '%s\n' '{"crop":"face1.pgm","label":"happy","error":"no face"}' \
+    '{"crop":"face2.pgm"}' '{"crop":"nope.png","label":"sad"}' >> recs.jsonl
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m.edan recs.jsonl
+  [ "$status" -eq 1 ]
+  [ -s m.edan ]
+  [[ "$output" == *"record 7: has an error: no face"* ]]
+  [[ "$output" == *"record 8: neither landmarks nor a label"* ]]
+  [[ "$output" == *"record 9: nope.png: cannot read image"* ]]
+  [[ "$output" == *"6 of 9 records used"* ]]
+}
+
+@test "no usable record is fatal" {
+  printf '%s\n' '{"crop":"nope.png","label":"sad"}' > bad.jsonl
+  run edan-train "${TINY[@]}" --epochs 0 -o m.edan bad.jsonl
+  [ "$status" -eq 3 ]
+  [ ! -e m.edan ]
+}
+
+@test "a short run writes the model, the checkpoint and a JSON Lines log" {
+  make_records 10
+  run edan-train "${TINY[@]}" --epochs 2 --batch 4 --val-fraction 0.2 --log train.log \
+    -o m.edan recs.jsonl
+  [ "$status" -eq 0 ]
+  [ -s m.edan ] && [ -s m.edan.ckpt ]
+  [ "$(count_lines train.log)" -eq 4 ]   # 2 stages x 2 epochs
+  grep -q '"stage":2,"epoch":2' train.log
+  grep -q '"val":{"loss":' train.log
+}
+
+@test "one line per evaluation on a non-terminal stderr" {
+  make_records 8
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --stages 1 --epochs 2 --batch 4 \
+    -o m.edan recs.jsonl
+  [ "$status" -eq 0 ]
+  [ "$(grep -c 'stage 1/1 epoch' <<< "$output")" -eq 2 ]
+}
+
+@test "SIGTERM checkpoints and exits 143; --resume continues" {
+  make_records 8
+  edan-train "${TINY[@]}" --epochs 100000 --batch 4 -o m.edan recs.jsonl &
+  local pid=$!
+  for _ in $(seq 1 100); do [ -e m.edan.ckpt ] && break; sleep 0.1; done
+  kill -TERM "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 143 ]
+  [ -s m.edan.ckpt ] && [ ! -e m.edan ]
+  edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 100000 --batch 4 \
+    --resume -o m.edan recs.jsonl 2> resume.err &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q 'resuming from' resume.err && break; sleep 0.1; done
+  kill -INT "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 130 ]
+  grep -q 'resuming from m.edan.ckpt at stage 1' resume.err
+}
+
+@test "--resume refuses a checkpoint of other options" {
+  make_records 8
+  run edan-train "${TINY[@]}" --epochs 1 --batch 4 --max-steps 1 -o m.edan recs.jsonl
+  [ "$status" -eq 0 ]
+  [ -s m.edan.ckpt ]
+  run edan-train "${TINY[@]}" --epochs 1 --batch 4 --seed 5 --resume -o m.edan recs.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *"other options or data"* ]]
+}

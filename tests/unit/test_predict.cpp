@@ -1,0 +1,138 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <opencv2/core.hpp>
+#include <string>
+
+#include "edan/image.hpp"
+#include "edan/predict.hpp"
+
+namespace {
+
+edan::Shape test_shape(double size) {
+  edan::Shape s;
+  for (int i = 0; i < 68; ++i) {
+    double a = 2 * M_PI * i / 68.0;
+    double r = size * (0.25 + 0.1 * ((i % 5) / 4.0));
+    s.push_back({size / 2 + r * std::cos(a), size / 2 + r * std::sin(a)});
+  }
+  return s;
+}
+
+edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr) {
+  torch::manual_seed(3);
+  edan::LoadedModel m;
+  m.meta.config = edan::preset_config("small");
+  m.meta.config.size = 32;
+  m.meta.config.widths = {4, 4, 8, 8};
+  m.meta.config.fc = 16;
+  m.meta.config.labels = {"negative", "positive", "neutral"};
+  m.meta.mean_shape = test_shape(32);
+  m.model = edan::EmotionalDan(m.meta.config, m.meta.mean_shape);
+  m.meta.input_mean = 0.3;
+  m.meta.input_std = 0.2;
+  if (handle) *handle = m.model;
+  return edan::Predictor(std::move(m), torch::kCPU);
+}
+
+class Predict_Annotate : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("edan-test-predict-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string png(const std::string& name, int side, int value) {
+    auto path = (dir_ / name).string();
+    edan::write_png(path, cv::Mat(side, side, CV_8U, cv::Scalar(value)));
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+}  // namespace
+
+TEST(Predict_SetPrediction, namesProbsAndReplacesInPlace) {
+  edan::Record r;
+  r["image"] = "a.png";
+  r["pred"] = "old";
+  r["label"] = "happy";
+  edan::Shape lm(68, {1.234567, 2.0});
+  edan::set_prediction(r, {"negative", "positive", "neutral"}, 1, {0.1, 0.7000004, 0.2}, lm);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ((r.begin() + 1)->key(), "pred");  // kept its place
+  const auto& p = r.at("pred").as_object();
+  EXPECT_EQ(p.at("label").as_string(), "positive");
+  EXPECT_DOUBLE_EQ(p.at("probs").at("positive").as_double(), 0.7);
+  EXPECT_EQ(p.at("probs").as_object().size(), 3u);
+  EXPECT_DOUBLE_EQ(p.at("landmarks").as_array()[0].as_array()[0].as_double(), 1.23);
+  EXPECT_EQ(p.at("landmarks").as_array().size(), 68u);
+  EXPECT_THROW(edan::set_prediction(r, {"a", "b"}, 0, {1.0}, lm), std::invalid_argument);
+}
+
+TEST(Predict_Predictor, predictMatchesTheModel) {
+  edan::EmotionalDan model{nullptr};
+  auto pred = tiny_predictor(&model);
+  auto pixels = torch::rand({3, 1, 32, 32});
+  auto out = pred.predict(pixels);
+  ASSERT_EQ(out.size(), 3u);
+  for (const auto& f : out) {
+    ASSERT_EQ(f.probs.size(), 3u);
+    EXPECT_NEAR(f.probs[0] + f.probs[1] + f.probs[2], 1.0, 1e-6);
+    EXPECT_EQ(f.landmarks.size(), 68u);
+    int best = static_cast<int>(std::max_element(f.probs.begin(), f.probs.end()) - f.probs.begin());
+    EXPECT_EQ(f.label, best);
+  }
+  // Same as running the network by hand on input normalised as (x-0.3)/0.2.
+  torch::NoGradGuard ng;
+  model->eval();
+  auto ref = model->forward((pixels - 0.3) / 0.2);
+  auto probs = torch::softmax(ref.logits, 1);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NEAR(out[i].probs[2], probs[i][2].item<double>(), 1e-5);
+    EXPECT_NEAR(out[i].landmarks[30].y, ref.landmarks[1][i][30][1].item<double>(), 1e-3);
+  }
+}
+
+TEST_F(Predict_Annotate, mapsLandmarksToTheFileAndKeepsGoingOnErrors) {
+  auto pred = tiny_predictor();
+  auto small = png("small.png", 32, 128);
+  auto large = png("large.png", 64, 128);  // same face at twice the size
+  std::vector<edan::Record> records(4);
+  records[0]["crop"] = small;
+  records[1]["crop"] = (dir_ / "missing.png").string();
+  records[2]["crop"] = large;
+  records[3]["other"] = 1;
+  std::vector<edan::Record*> batch;
+  for (auto& r : records) batch.push_back(&r);
+  pred.annotate(batch);
+  ASSERT_TRUE(records[0].contains("pred"));
+  ASSERT_TRUE(records[2].contains("pred"));
+  ASSERT_TRUE(records[1].contains("error"));
+  EXPECT_NE(std::string(records[1].at("error").as_string()).find("missing.png"), std::string::npos);
+  EXPECT_FALSE(records[1].contains("pred"));
+  ASSERT_TRUE(records[3].contains("error"));
+  const auto& a = records[0].at("pred").as_object();
+  const auto& b = records[2].at("pred").as_object();
+  EXPECT_EQ(a.at("probs"), b.at("probs"));  // a uniform image resizes to itself
+  // Model pixel centre x maps to (x + 0.5) * 2 - 0.5 in the 64-pixel file.
+  for (std::size_t i = 0; i < 68; i += 17) {
+    double xa = a.at("landmarks").as_array()[i].as_array()[0].as_double();
+    double xb = b.at("landmarks").as_array()[i].as_array()[0].as_double();
+    EXPECT_NEAR(xb, (xa + 0.5) * 2 - 0.5, 0.03);
+  }
+}
+
+TEST_F(Predict_Annotate, usesImageWhenNoCrop) {
+  auto pred = tiny_predictor();
+  edan::Record r;
+  r["image"] = png("face.png", 32, 90);
+  std::vector<edan::Record*> batch{&r};
+  pred.annotate(batch);
+  EXPECT_TRUE(r.contains("pred"));
+  EXPECT_FALSE(r.contains("error"));
+}

@@ -1,0 +1,39 @@
+// edan-crop: detect, landmark, align and crop faces; one record per face.
+#include "edan/cli.hpp"
+#include "edan/detect.hpp"
+#include "edan/error.hpp"
+
+int main(int argc, char** argv) {
+  edan::cli::Tool tool{"edan-crop",
+                       "Detect faces in each record's image and write aligned grayscale crops."};
+  edan::CropOptions opt;
+  std::string out_dir, fallback = "none";
+  tool.add({"--out"}, "DIR", "directory the crops are written under (required)", &out_dir);
+  tool.add({"--detector"}, "NAME",
+           "face detector: haar, haar-default, haar-alt, haar-alt2, lbp, lbp-improved, dlib, "
+           "none (default: haar)",
+           &opt.detector);
+  tool.add({"--landmarks"}, "METHOD",
+           "fit 68 landmarks: dlib, or none (default: none; a record's own landmarks are "
+           "always used)",
+           &opt.landmarks);
+  tool.add_flag({"--refit"}, "with --landmarks dlib, fit landmarks even for records that have some",
+                &opt.refit);
+  tool.add({"--size"}, "N", "side of the square crops in pixels", &opt.size);
+  tool.add({"--fallback"}, "MODE",
+           "when no face is found: none (an error record) or full (the whole image) "
+           "(default: none)",
+           &fallback);
+  tool.add({"--max-faces"}, "N", "keep the N largest faces of each image; 0 = all",
+           &opt.max_faces);
+  tool.add_threads();
+  tool.add_output();
+  if (auto rc = tool.parse(argc, argv)) return *rc;
+  return tool.run([&] {
+    if (fallback != "none" && fallback != "full")
+      throw edan::UsageError("--fallback must be none or full (got '" + fallback + "')");
+    opt.fallback_full = fallback == "full";
+    if (opt.landmarks == "none") opt.landmarks.clear();
+    return edan::crop_stream(tool, opt, out_dir);
+  });
+}

@@ -1,0 +1,56 @@
+// edan-train: train an EmotionalDAN model, stage by stage, on face records.
+#include "edan/cli.hpp"
+#include "edan/train.hpp"
+
+int main(int argc, char** argv) {
+  edan::cli::Tool tool{"edan-train", "Train an EmotionalDAN model on face records."};
+  edan::TrainOptions opt;
+  tool.add({"-o", "--output"}, "MODEL", "the model file to write (required)", &opt.output);
+  tool.add({"--preset"}, "NAME", "architecture: small, dan or paper", &opt.preset);
+  tool.add({"--size"}, "S", "input crop side, overrides the preset (default: preset)", &opt.size);
+  tool.add({"--widths"}, "W1,W2,W3,W4", "channels of the 4 conv blocks (default: preset)",
+           &opt.widths);
+  tool.add({"--stages"}, "N", "number of DAN stages (default: preset)", &opt.stages);
+  tool.add({"--dropout"}, "P", "dropout after each pool (default: preset, 0.5)", &opt.dropout);
+  tool.add({"--classes"}, "N", "emotion classes: 7, 8 or 3", &opt.classes);
+  tool.add({"--val"}, "FILE", "validation records (default: hold out --val-fraction)", &opt.val);
+  tool.add({"--val-fraction"}, "F", "share of the input held out for validation, by subject",
+           &opt.val_fraction);
+  tool.add({"--alpha"}, "A", "weight of the landmark (NME) term", &opt.alpha);
+  tool.add({"--beta"}, "B", "weight of the emotion (cross-entropy) term", &opt.beta);
+  tool.add({"--epochs"}, "N", "epochs per stage, at most; 0 writes an untrained model",
+           &opt.epochs);
+  tool.add({"--patience"}, "N", "evaluations without improvement before a stage ends",
+           &opt.patience);
+  tool.add({"--lr-base"}, "LR", "cyclical learning rate: lower bound", &opt.lr_base);
+  tool.add({"--lr-max"}, "LR", "cyclical learning rate: upper bound", &opt.lr_max);
+  tool.add({"--lr-step"}, "N", "iterations per half cycle (default: 0 = two epochs)", &opt.lr_step);
+  tool.add({"--optimizer"}, "NAME", "sgd (momentum 0.9) or adam", &opt.optimizer);
+  tool.add_flag({"--no-augment"}, "no flips, affine jitter or brightness/contrast changes",
+                &opt.no_augment);
+  tool.add({"--checkpoint"}, "FILE", "checkpoint file (default: MODEL.ckpt)", &opt.checkpoint);
+  tool.add_flag({"--resume"}, "continue from the checkpoint of an interrupted run", &opt.resume);
+  tool.add({"--log"}, "FILE", "write a JSON Lines training log, one object per evaluation",
+           &opt.log);
+  tool.add({"--max-steps"}, "N", "stop after N steps in all, checkpointed (default: 0 = no limit)",
+           &opt.max_steps);
+  tool.add_batch(32);
+  tool.add_threads();
+  tool.add_device();
+  tool.add_seed();
+  tool.epilog("Stopped by SIGINT or SIGTERM: checkpoint written, exit 130 or 143.");
+  if (auto rc = tool.parse(argc, argv)) return *rc;
+  opt.batch = tool.batch();
+  opt.threads = tool.threads();
+  opt.device = tool.device();
+  opt.seed = tool.seed();
+  return tool.run([&] {
+    std::vector<edan::Record> records;
+    tool.for_each_input([&](edan::Record& r) { records.push_back(std::move(r)); });
+    auto reporter = edan::stderr_reporter(tool.name(), tool.quiet());
+    auto data = edan::prepare_training_data(opt, records, tool.inputs(), reporter.note);
+    auto result = edan::train_model(opt, data, reporter);
+    if (result.signal) return 128 + result.signal;
+    return data.report.failed + data.report.unusable > 0 ? 1 : 0;
+  });
+}
