@@ -63,13 +63,16 @@ constexpr std::size_t kAlignFirst = 27, kAlignLast = 47;  // eyes and nose
 constexpr double kTemplateScale = 0.666555;
 constexpr double kTemplateX = 0.169542, kTemplateY = 0.114244;
 
-// Box calibrations, measured by crop-calibrate (see detect.hpp).
-constexpr BoxCalibration kCalibDlib{0, 0, 1.5};
-constexpr BoxCalibration kCalibHaarDefault{0, 0, 1.2};
-constexpr BoxCalibration kCalibHaarAlt{0, 0, 1.2};
-constexpr BoxCalibration kCalibHaarAlt2{0, 0, 1.2};
-constexpr BoxCalibration kCalibLbp{0, 0, 1.2};
-constexpr BoxCalibration kCalibLbpImproved{0, 0, 1.2};
+// Box calibrations (see detect.hpp): medians over the faces each detector
+// finds among the 870 HELEN training images (haar-default 834, haar-alt
+// 792, haar-alt2 809, lbp 745, lbp-improved 755, dlib 828), measured by
+// `crop-calibrate .../300w-subset/helen/trainset`.
+constexpr BoxCalibration kCalibDlib{0.0106, 0.0806, 1.1954};
+constexpr BoxCalibration kCalibHaarDefault{0.0051, 0.1353, 1.0493};
+constexpr BoxCalibration kCalibHaarAlt{0.0023, 0.1389, 1.0606};
+constexpr BoxCalibration kCalibHaarAlt2{0.0035, 0.1401, 1.0721};
+constexpr BoxCalibration kCalibLbp{0.0070, 0.1367, 1.0504};
+constexpr BoxCalibration kCalibLbpImproved{0.0121, 0.0999, 1.5386};
 constexpr BoxCalibration kCalibNone{0, 0, 1};
 
 void sort_largest_first(std::vector<Detection>& d) {
