@@ -283,6 +283,10 @@ cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_
 }
 
 cv::Mat read_gray(const std::string& path, std::int64_t max_pixels) {
+  // fopen would stop at the NUL and open another file; a message holding
+  // the path would be cut there too (what() is a C string).
+  if (path.find('\0') != std::string::npos)
+    throw RecordError("image path contains a NUL byte");
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw RecordError(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};

@@ -230,5 +230,8 @@ TEST(Image_ReadGray, missingAndEmptyFilesNameThePath) {
   cv::Mat g = edan::read_gray(good);
   EXPECT_EQ(g.cols, 4);
   EXPECT_EQ(g.at<std::uint8_t>(2, 3), 42);
+  // A NUL byte would make fopen open `good` itself: refused.
+  expect_record_error([&] { edan::read_gray(good + std::string(1, '\0') + "x"); },
+                      "image path contains a NUL byte");
   std::filesystem::remove_all(dir);
 }
