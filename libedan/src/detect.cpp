@@ -528,11 +528,7 @@ std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std
     write_png(path, f.crop);
     o["crop"] = path;
     set_crop_geometry(o, f.geometry);
-    if (f.landmarks) {
-      Shape s = *f.landmarks;
-      for (auto& p : s) p = {round_to(p.x, 1e-3), round_to(p.y, 1e-3)};
-      o["landmarks"] = shape_to_json(s);
-    }
+    if (f.landmarks) o["landmarks"] = shape_to_json(*f.landmarks);  // 0.01 px
     if (f.fallback) o["fallback"] = true;
     out.push_back(std::move(o));
   }
