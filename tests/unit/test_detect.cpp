@@ -1,7 +1,4 @@
 #include <gtest/gtest.h>
-
-#include <opencv2/imgproc.hpp>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <opencv2/imgproc.hpp>
 #include <thread>
 
 #include "edan/dataset.hpp"
@@ -86,12 +84,14 @@ TEST(Detect_Geometry, boxMapsToCentredSquare) {
 TEST(Detect_WarpCrop, shiftAndScaleAreExact) {
   cv::Mat img(100, 120, CV_8UC1);
   for (int y = 0; y < img.rows; ++y)
-    for (int x = 0; x < img.cols; ++x) img.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>((x * 7 + y * 3) % 251);
+    for (int x = 0; x < img.cols; ++x)
+      img.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>((x * 7 + y * 3) % 251);
   edan::CropGeometry g{{1, 0, -10, -5}, 16};  // crop (x, y) = source (x + 10, y + 5)
   cv::Mat c = edan::warp_crop(img, g);
   ASSERT_EQ(c.size(), cv::Size(16, 16));
   for (int y = 0; y < 16; ++y)
-    for (int x = 0; x < 16; ++x) ASSERT_EQ(c.at<std::uint8_t>(y, x), img.at<std::uint8_t>(y + 5, x + 10));
+    for (int x = 0; x < 16; ++x)
+      ASSERT_EQ(c.at<std::uint8_t>(y, x), img.at<std::uint8_t>(y + 5, x + 10));
   // Outside the source: black.
   edan::CropGeometry off{{1, 0, -500, 0}, 8};
   EXPECT_EQ(cv::countNonZero(edan::warp_crop(img, off)), 0);
@@ -230,10 +230,12 @@ TEST(Detect_Helen, findsFacesAndDlibLandmarksAreClose) {
   }
   fs::remove_all(out);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double rate = 100.0 * found / records.size(), nme = 100 * nme_sum / std::max<std::size_t>(found, 1);
-  std::printf("HELEN testset, detector %s + dlib landmarks: faces found in %zu/%zu images (%.1f%%), "
-              "mean inter-ocular NME %.2f%% (%.1f s)\n",
-              opt.detector.c_str(), found, records.size(), rate, nme, secs);
+  double rate = 100.0 * found / records.size(),
+         nme = 100 * nme_sum / std::max<std::size_t>(found, 1);
+  std::printf(
+      "HELEN testset, detector %s + dlib landmarks: faces found in %zu/%zu images (%.1f%%), "
+      "mean inter-ocular NME %.2f%% (%.1f s)\n",
+      opt.detector.c_str(), found, records.size(), rate, nme, secs);
   EXPECT_GE(rate, 95.0);
   EXPECT_LE(nme, 8.0);
 }

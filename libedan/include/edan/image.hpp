@@ -3,9 +3,8 @@
 // cv::Mat, the only image type the rest of edan handles. Sizes are checked
 // from the file header before the pixels are decoded (PNG, JPEG, GIF, BMP,
 // TIFF, WebP, PNM), so a "decompression bomb" is refused cheaply.
-#include <opencv2/core.hpp>
-
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
