@@ -24,8 +24,7 @@ int main(int argc, char** argv) {
            "when no face is found: none (an error record) or full (the whole image) "
            "(default: none)",
            &fallback);
-  tool.add({"--max-faces"}, "N", "keep the N largest faces of each image; 0 = all",
-           &opt.max_faces);
+  tool.add({"--max-faces"}, "N", "keep the N largest faces of each image; 0 = all", &opt.max_faces);
   tool.add_threads();
   tool.add_output();
   if (auto rc = tool.parse(argc, argv)) return *rc;

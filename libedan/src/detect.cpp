@@ -5,15 +5,14 @@
 #include <dlib/image_transforms.h>
 #include <dlib/opencv/cv_image.h>
 
-#include <opencv2/imgproc.hpp>
-#include <opencv2/objdetect.hpp>
-
 #include <algorithm>
 #include <atomic>
-#include <exception>
-#include <thread>
 #include <cmath>
+#include <exception>
 #include <filesystem>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+#include <thread>
 
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
@@ -30,21 +29,19 @@ namespace {
 // (dlib/image_transforms/interpolation.h, get_face_chip_details; Boost
 // Software License 1.0). Points 27..47 (eyes and nose) are the template.
 constexpr double kMeanFaceX[51] = {
-    0.000213256, 0.0752622, 0.18113,  0.29077,  0.393397, 0.586856, 0.689483, 0.799124,
-    0.904991,    0.98004,   0.490127, 0.490127, 0.490127, 0.490127, 0.36688,  0.426036,
-    0.490127,    0.554217,  0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
-    0.182743,    0.645647,  0.714428, 0.793132, 0.858516, 0.79751,  0.719335, 0.254149,
-    0.340985,    0.428858,  0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
-    0.490127,    0.423532,  0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
-    0.553364,    0.490127,  0.42689};
+    0.000213256, 0.0752622, 0.18113,  0.29077,  0.393397, 0.586856, 0.689483, 0.799124, 0.904991,
+    0.98004,     0.490127,  0.490127, 0.490127, 0.490127, 0.36688,  0.426036, 0.490127, 0.554217,
+    0.613373,    0.121737,  0.187122, 0.265825, 0.334606, 0.260918, 0.182743, 0.645647, 0.714428,
+    0.793132,    0.858516,  0.79751,  0.719335, 0.254149, 0.340985, 0.428858, 0.490127, 0.551395,
+    0.639268,    0.726104,  0.642159, 0.556721, 0.490127, 0.423532, 0.338094, 0.290379, 0.428096,
+    0.490127,    0.552157,  0.689874, 0.553364, 0.490127, 0.42689};
 constexpr double kMeanFaceY[51] = {
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482,
-    0.038915, 0.106454, 0.203352,  0.307009,  0.409805,  0.515625,  0.587326,  0.609345,
-    0.628106, 0.609345, 0.587326,  0.216423,  0.178758,  0.179852,  0.231733,  0.245099,
-    0.244077, 0.231733, 0.179852,  0.178758,  0.216423,  0.244077,  0.245099,  0.780233,
-    0.745405, 0.727388, 0.742578,  0.727388,  0.745405,  0.780233,  0.864805,  0.902192,
-    0.909281, 0.902192, 0.864805,  0.784792,  0.778746,  0.785343,  0.778746,  0.784792,
-    0.824182, 0.831803, 0.824182};
+    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891, 0.0187482, 0.038915,
+    0.106454, 0.203352, 0.307009,  0.409805,  0.515625,  0.587326,  0.609345,  0.628106,  0.609345,
+    0.587326, 0.216423, 0.178758,  0.179852,  0.231733,  0.245099,  0.244077,  0.231733,  0.179852,
+    0.178758, 0.216423, 0.244077,  0.245099,  0.780233,  0.745405,  0.727388,  0.742578,  0.727388,
+    0.745405, 0.780233, 0.864805,  0.902192,  0.909281,  0.902192,  0.864805,  0.784792,  0.778746,
+    0.785343, 0.778746, 0.784792,  0.824182,  0.831803,  0.824182};
 // The jaw line (points 0..16) of an average face in the same unit box,
 // measured on 300-W HELEN training faces (tests/fixtures/crop-calibrate.cpp).
 constexpr double kMeanJawX[17] = {-0.0933, -0.0902, -0.0724, -0.0396, 0.0218, 0.1183,
@@ -63,13 +60,16 @@ constexpr std::size_t kAlignFirst = 27, kAlignLast = 47;  // eyes and nose
 constexpr double kTemplateScale = 0.666555;
 constexpr double kTemplateX = 0.169542, kTemplateY = 0.114244;
 
-// Box calibrations, measured by crop-calibrate (see detect.hpp).
-constexpr BoxCalibration kCalibDlib{0, 0, 1.5};
-constexpr BoxCalibration kCalibHaarDefault{0, 0, 1.2};
-constexpr BoxCalibration kCalibHaarAlt{0, 0, 1.2};
-constexpr BoxCalibration kCalibHaarAlt2{0, 0, 1.2};
-constexpr BoxCalibration kCalibLbp{0, 0, 1.2};
-constexpr BoxCalibration kCalibLbpImproved{0, 0, 1.2};
+// Box calibrations (see detect.hpp): medians over the faces each detector
+// finds among the 870 HELEN training images (haar-default 834, haar-alt
+// 792, haar-alt2 809, lbp 745, lbp-improved 755, dlib 828), measured by
+// `crop-calibrate .../300w-subset/helen/trainset`.
+constexpr BoxCalibration kCalibDlib{0.0106, 0.0806, 1.1954};
+constexpr BoxCalibration kCalibHaarDefault{0.0051, 0.1353, 1.0493};
+constexpr BoxCalibration kCalibHaarAlt{0.0023, 0.1389, 1.0606};
+constexpr BoxCalibration kCalibHaarAlt2{0.0035, 0.1401, 1.0721};
+constexpr BoxCalibration kCalibLbp{0.0070, 0.1367, 1.0504};
+constexpr BoxCalibration kCalibLbpImproved{0.0121, 0.0999, 1.5386};
 constexpr BoxCalibration kCalibNone{0, 0, 1};
 
 void sort_largest_first(std::vector<Detection>& d) {
@@ -146,9 +146,7 @@ class DlibDetector : public FaceDetector {
     sort_largest_first(out);
     return out;
   }
-  std::unique_ptr<FaceDetector> clone() const override {
-    return std::make_unique<DlibDetector>();
-  }
+  std::unique_ptr<FaceDetector> clone() const override { return std::make_unique<DlibDetector>(); }
 
  private:
   dlib::frontal_face_detector det_;
@@ -260,7 +258,8 @@ Shape canonical_template(int size) {
                   size * (kTemplateY + kTemplateScale * v) - 0.5};
   };
   for (std::size_t i = 0; i < 17; ++i) s[i] = place(kMeanJawX[i], kMeanJawY[i]);
-  for (std::size_t i = 17; i < kNumLandmarks; ++i) s[i] = place(kMeanFaceX[i - 17], kMeanFaceY[i - 17]);
+  for (std::size_t i = 17; i < kNumLandmarks; ++i)
+    s[i] = place(kMeanFaceX[i - 17], kMeanFaceY[i - 17]);
   return s;
 }
 
@@ -356,8 +355,7 @@ std::optional<CropGeometry> get_crop_geometry(const Record& r) {
   auto size = get_number(r, "crop_size");
   if (it == r.end() || !size) return std::nullopt;
   const json::array* a = it->value().if_array();
-  if (!a || a->size() != 4)
-    throw RecordError("crop_transform: expected [a, b, tx, ty]");
+  if (!a || a->size() != 4) throw RecordError("crop_transform: expected [a, b, tx, ty]");
   double v[4];
   for (std::size_t i = 0; i < 4; ++i) {
     const json::value& x = (*a)[i];
@@ -365,7 +363,8 @@ std::optional<CropGeometry> get_crop_geometry(const Record& r) {
     v[i] = x.to_number<double>();
     if (!std::isfinite(v[i])) throw RecordError("crop_transform: not finite");
   }
-  if (*size < 1 || *size != std::floor(*size)) throw RecordError("crop_size: expected a positive integer");
+  if (*size < 1 || *size != std::floor(*size))
+    throw RecordError("crop_size: expected a positive integer");
   CropGeometry g;
   g.to_crop = {v[0], v[1], v[2], v[3]};
   g.size = static_cast<int>(*size);
@@ -525,11 +524,7 @@ std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std
     write_png(path, f.crop);
     o["crop"] = path;
     set_crop_geometry(o, f.geometry);
-    if (f.landmarks) {
-      Shape s = *f.landmarks;
-      for (auto& p : s) p = {round_to(p.x, 1e-3), round_to(p.y, 1e-3)};
-      o["landmarks"] = shape_to_json(s);
-    }
+    if (f.landmarks) o["landmarks"] = shape_to_json(*f.landmarks);  // 0.01 px
     if (f.fallback) o["fallback"] = true;
     out.push_back(std::move(o));
   }

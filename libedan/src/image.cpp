@@ -2,14 +2,13 @@
 
 #include <sys/stat.h>
 
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <vector>
 
 #include "edan/error.hpp"
@@ -199,17 +198,30 @@ int exif_orientation(std::string_view bytes) {
 cv::Mat apply_orientation(const cv::Mat& img, int orientation) {
   cv::Mat out;
   switch (orientation) {
-    case 2: cv::flip(img, out, 1); break;
-    case 3: cv::rotate(img, out, cv::ROTATE_180); break;
-    case 4: cv::flip(img, out, 0); break;
-    case 5: cv::transpose(img, out); break;
-    case 6: cv::rotate(img, out, cv::ROTATE_90_CLOCKWISE); break;
+    case 2:
+      cv::flip(img, out, 1);
+      break;
+    case 3:
+      cv::rotate(img, out, cv::ROTATE_180);
+      break;
+    case 4:
+      cv::flip(img, out, 0);
+      break;
+    case 5:
+      cv::transpose(img, out);
+      break;
+    case 6:
+      cv::rotate(img, out, cv::ROTATE_90_CLOCKWISE);
+      break;
     case 7:
       cv::transpose(img, out);
       cv::rotate(out, out, cv::ROTATE_180);
       break;
-    case 8: cv::rotate(img, out, cv::ROTATE_90_COUNTERCLOCKWISE); break;
-    default: out = img;
+    case 8:
+      cv::rotate(img, out, cv::ROTATE_90_COUNTERCLOCKWISE);
+      break;
+    default:
+      out = img;
   }
   return out;
 }
@@ -218,16 +230,27 @@ cv::Mat to_gray8(const cv::Mat& img) {
   if (img.empty()) throw RecordError("empty image");
   cv::Mat eight;
   switch (img.depth()) {
-    case CV_8U: eight = img; break;
-    case CV_16U: img.convertTo(eight, CV_8U, 255.0 / 65535.0); break;
+    case CV_8U:
+      eight = img;
+      break;
+    case CV_16U:
+      img.convertTo(eight, CV_8U, 255.0 / 65535.0);
+      break;
     case CV_32F:
-    case CV_64F: img.convertTo(eight, CV_8U, 255.0); break;
-    default: img.convertTo(eight, CV_8U); break;
+    case CV_64F:
+      img.convertTo(eight, CV_8U, 255.0);
+      break;
+    default:
+      img.convertTo(eight, CV_8U);
+      break;
   }
   cv::Mat gray;
   switch (eight.channels()) {
-    case 1: return eight.clone();
-    case 3: cv::cvtColor(eight, gray, cv::COLOR_BGR2GRAY); return gray;
+    case 1:
+      return eight.clone();
+    case 3:
+      cv::cvtColor(eight, gray, cv::COLOR_BGR2GRAY);
+      return gray;
     case 2:
     case 4: {
       std::vector<cv::Mat> planes;
@@ -244,8 +267,7 @@ cv::Mat to_gray8(const cv::Mat& img) {
       return out;
     }
     default:
-      throw RecordError("unsupported image with " + std::to_string(eight.channels()) +
-                        " channels");
+      throw RecordError("unsupported image with " + std::to_string(eight.channels()) + " channels");
   }
 }
 
@@ -283,6 +305,9 @@ cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_
 }
 
 cv::Mat read_gray(const std::string& path, std::int64_t max_pixels) {
+  // fopen would stop at the NUL and open another file; a message holding
+  // the path would be cut there too (what() is a C string).
+  if (path.find('\0') != std::string::npos) throw RecordError("image path contains a NUL byte");
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw RecordError(path + ": cannot open: " + std::strerror(errno));
   struct stat st {};
@@ -291,8 +316,8 @@ cv::Mat read_gray(const std::string& path, std::int64_t max_pixels) {
   if (S_ISDIR(st.st_mode)) throw RecordError(path + ": is a directory");
   if (st.st_size > kMaxImageFileBytes)
     throw RecordError(path + ": file of " + std::to_string(st.st_size) +
-                      " bytes is larger than the maximum of " +
-                      std::to_string(kMaxImageFileBytes) + " bytes");
+                      " bytes is larger than the maximum of " + std::to_string(kMaxImageFileBytes) +
+                      " bytes");
   std::string bytes;
   char chunk[1 << 16];
   std::size_t n;

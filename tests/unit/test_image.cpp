@@ -1,11 +1,9 @@
 #include <gtest/gtest.h>
-
 #include <unistd.h>
-
-#include <opencv2/imgcodecs.hpp>
 
 #include <cstdio>
 #include <filesystem>
+#include <opencv2/imgcodecs.hpp>
 #include <string>
 #include <vector>
 
@@ -53,16 +51,16 @@ std::string palette_tiff() {
     put32(s, count);
     put32(s, value);
   };
-  tag(256, 3, 1, 4);             // width
-  tag(257, 3, 1, 1);             // height
-  tag(258, 3, 1, 8);             // bits per sample
-  tag(259, 3, 1, 1);             // no compression
-  tag(262, 3, 1, 3);             // photometric: palette
-  tag(273, 4, 1, pixels);        // strip offset
-  tag(277, 3, 1, 1);             // samples per pixel
-  tag(278, 3, 1, 1);             // rows per strip
-  tag(279, 4, 1, 4);             // strip bytes
-  tag(320, 3, 3 * 256, cmap);    // colour map: all reds, then greens, then blues
+  tag(256, 3, 1, 4);           // width
+  tag(257, 3, 1, 1);           // height
+  tag(258, 3, 1, 8);           // bits per sample
+  tag(259, 3, 1, 1);           // no compression
+  tag(262, 3, 1, 3);           // photometric: palette
+  tag(273, 4, 1, pixels);      // strip offset
+  tag(277, 3, 1, 1);           // samples per pixel
+  tag(278, 3, 1, 1);           // rows per strip
+  tag(279, 4, 1, 4);           // strip bytes
+  tag(320, 3, 3 * 256, cmap);  // colour map: all reds, then greens, then blues
   put32(s, 0);
   for (char i = 0; i < 4; ++i) s.push_back(i);
   const unsigned r[4] = {0, 65535, 65535, 0}, g[4] = {0, 65535, 0, 0}, b[4] = {0, 65535, 0, 65535};
@@ -207,19 +205,23 @@ TEST(Image_DecodeGray, badBytesNameTheFile) {
 TEST(Image_DecodeGray, refusesLargeImagesBeforeDecoding) {
   cv::Mat img(100, 100, CV_8UC1, cv::Scalar(1));
   std::string png = encode(".png", img);
-  expect_record_error([&] { edan::decode_gray(png, "big.png", 9999); }, "big.png: image of 100x100");
+  expect_record_error([&] { edan::decode_gray(png, "big.png", 9999); },
+                      "big.png: image of 100x100");
   EXPECT_NO_THROW(edan::decode_gray(png, "ok.png", 10000));
   // A header claiming 100000 x 100000 pixels: refused from the header alone.
   std::string bomb = png;
-  bomb[16] = 0, bomb[17] = 1, bomb[18] = static_cast<char>(0x86), bomb[19] = static_cast<char>(0xA0);
-  bomb[20] = 0, bomb[21] = 1, bomb[22] = static_cast<char>(0x86), bomb[23] = static_cast<char>(0xA0);
+  bomb[16] = 0, bomb[17] = 1, bomb[18] = static_cast<char>(0x86),
+  bomb[19] = static_cast<char>(0xA0);
+  bomb[20] = 0, bomb[21] = 1, bomb[22] = static_cast<char>(0x86),
+  bomb[23] = static_cast<char>(0xA0);
   expect_record_error([&] { edan::decode_gray(bomb, "bomb.png"); },
                       "bomb.png: image of 100000x100000 pixels is larger than the maximum of "
                       "50000000");
 }
 
 TEST(Image_ReadGray, missingAndEmptyFilesNameThePath) {
-  auto dir = std::filesystem::temp_directory_path() / ("edan_test_image_" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("edan_test_image_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   std::string missing = (dir / "missing.png").string(), empty = (dir / "empty.png").string();
   std::fclose(std::fopen(empty.c_str(), "wb"));
@@ -230,5 +232,8 @@ TEST(Image_ReadGray, missingAndEmptyFilesNameThePath) {
   cv::Mat g = edan::read_gray(good);
   EXPECT_EQ(g.cols, 4);
   EXPECT_EQ(g.at<std::uint8_t>(2, 3), 42);
+  // A NUL byte would make fopen open `good` itself: refused.
+  expect_record_error([&] { edan::read_gray(good + std::string(1, '\0') + "x"); },
+                      "image path contains a NUL byte");
   std::filesystem::remove_all(dir);
 }

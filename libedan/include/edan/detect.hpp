@@ -25,9 +25,8 @@
 //    known or fitted, in which case the landmark rule applies as above.
 // A crop pixel c maps back to the source as T^-1(c); crop_transform in a
 // record is [a, b, tx, ty] of T (edan/shape.hpp's Similarity).
-#include <opencv2/core.hpp>
-
 #include <memory>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -145,23 +144,23 @@ void set_crop_geometry(Record& r, const CropGeometry& g);
 // --- the cropper ----------------------------------------------------------
 
 struct CropOptions {
-  std::string detector = "haar";   // a name of detector_names()
-  std::string landmarks;           // "" or "dlib": fit 68 landmarks
-  bool refit = false;              // fit dlib landmarks even when the record has some
-  int size = 64;                   // crop side in pixels
-  bool fallback_full = false;      // no face: use the whole image
-  int max_faces = 0;               // keep the largest N faces; 0 = all
-  std::string opencv_data_dir;     // "" = the build's default (edan/version.hpp)
-  std::string dlib_model;          // "" = the default shape predictor
+  std::string detector = "haar";  // a name of detector_names()
+  std::string landmarks;          // "" or "dlib": fit 68 landmarks
+  bool refit = false;             // fit dlib landmarks even when the record has some
+  int size = 64;                  // crop side in pixels
+  bool fallback_full = false;     // no face: use the whole image
+  int max_faces = 0;              // keep the largest N faces; 0 = all
+  std::string opencv_data_dir;    // "" = the build's default (edan/version.hpp)
+  std::string dlib_model;         // "" = the default shape predictor
 };
 
 struct Face {
-  FaceBox box;             // source pixels
+  FaceBox box;  // source pixels
   double score = 1;
-  bool fallback = false;   // true: no face was found, the whole image is used
+  bool fallback = false;  // true: no face was found, the whole image is used
   CropGeometry geometry;
   std::optional<Shape> landmarks;  // crop pixels
-  cv::Mat crop;            // size x size, 8-bit gray
+  cv::Mat crop;                    // size x size, 8-bit gray
 };
 
 // Detects, aligns and crops faces in memory; the library API behind

@@ -3,9 +3,8 @@
 // cv::Mat, the only image type the rest of edan handles. Sizes are checked
 // from the file header before the pixels are decoded (PNG, JPEG, GIF, BMP,
 // TIFF, WebP, PNM), so a "decompression bomb" is refused cheaply.
-#include <opencv2/core.hpp>
-
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,7 +55,8 @@ cv::Mat decode_gray(std::string_view bytes, const std::string& name,
 
 // Reads a whole file and decodes it with decode_gray. Throws RecordError
 // naming the path when it cannot be opened or read, is empty, is larger than
-// kMaxImageFileBytes, or cannot be decoded.
+// kMaxImageFileBytes, or cannot be decoded; RecordError (without the path)
+// when the path contains a NUL byte.
 cv::Mat read_gray(const std::string& path, std::int64_t max_pixels = kMaxImagePixels);
 
 // Encodes an 8-bit image as PNG and writes it atomically (edan/fs.hpp),

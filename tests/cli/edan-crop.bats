@@ -1,0 +1,227 @@
+#!/usr/bin/env bats
+# edan-crop: records -> one record per face with an aligned crop. Synthetic
+# images come from the make-image fixture; real faces from the shared 300-W
+# HELEN test set (those tests skip when it is absent).
+load helpers
+
+HELEN=helen/testset
+FACE_STEM=296814969_3   # one face, frontal
+
+make_image() { "$EDAN_TESTS_BIN/make-image" "$@"; }
+
+# Numbers of the JSON array field $1 of the first record on stdin, one per
+# line (edan writes plain decimals; no jq on a fresh machine).
+array_of() {
+  awk -v f="\"$1\":" 'NR == 1 {
+    i = index($0, f); if (!i) exit 1
+    s = substr($0, i + length(f)); d = 0
+    for (k = 1; k <= length(s); k++) {
+      c = substr(s, k, 1)
+      if (c == "[") d++
+      else if (c == "]" && --d == 0) break
+    }
+    s = substr(s, 1, k); gsub(/[][ ]/, "", s)
+    n = split(s, a, ","); for (j = 1; j <= n; j++) print a[j]
+  }'
+}
+
+# Width, height, bit depth and colour type of a PNG (0 = grayscale).
+png_header() { od -An -tu1 -j16 -N10 "$1" | awk '{ print $3 * 256 + $4, $7 * 256 + $8, $9, $10 }'; }
+
+# A 300-W record (landmarks 0-based, as edan-index writes them) of the test face.
+helen_record() {
+  edan-index --layout 300w "$EDAN_DATA/300w-subset/$HELEN" | grep -F "/$FACE_STEM.jpg\""
+}
+
+@test "--help lists the options and the detectors" {
+  run edan-crop --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == "Usage: edan-crop [OPTION]... [FILE]..."* ]]
+  for opt in --out --detector --landmarks --refit --size --fallback --max-faces --threads --output; do
+    [[ "$output" == *"$opt"* ]] || { echo "missing $opt"; return 1; }
+  done
+  [[ "$output" == *"haar, haar-default, haar-alt, haar-alt2, lbp, lbp-improved, dlib, none"* ]]
+}
+
+@test "--version" {
+  run edan-crop --version
+  [ "$status" -eq 0 ]
+  [[ "$output" == "edan-crop (edan) "* ]]
+}
+
+@test "usage errors exit 2: bad flag, no --out, bad detector, fallback, landmarks, size" {
+  run --separate-stderr edan-crop --no-such-flag
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"Try 'edan-crop --help'"* ]]
+  run edan-crop < /dev/null
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--out DIR is required"* ]]
+  run edan-crop --out C --detector nope < /dev/null
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"unknown detector 'nope'"* ]]
+  run edan-crop --out C --fallback maybe < /dev/null
+  [ "$status" -eq 2 ]
+  run edan-crop --out C --landmarks magic < /dev/null
+  [ "$status" -eq 2 ]
+  run edan-crop --out C --size 4 < /dev/null
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--size must be between 8 and 4096"* ]]
+  [ ! -e C ]
+}
+
+@test "--detector none: the whole image is the face, crop is a --size gray PNG" {
+  make_image ramp 64 48 ramp.png
+  echo '{"image":"ramp.png","label":"happy"}' | edan-crop --out C --detector none --size 32 > out.jsonl
+  run cat out.jsonl
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "$output" == '{"image":"ramp.png","label":"happy","face":0,"box":[0,0,64,48],"score":1,"crop":"C/ramp.png.0.png","crop_transform":['*'],"crop_size":32}' ]]
+  [ "$(png_header C/ramp.png.0.png)" = "32 32 8 0" ]
+  # The canonical square of a 64x48 image: side sqrt(64*48), centred.
+  run array_of crop_transform < out.jsonl
+  awk -v a="${lines[0]}" -v b="${lines[1]}" 'BEGIN { exit !(a - 32 / sqrt(64 * 48) < 1e-12 && -a + 32 / sqrt(64 * 48) < 1e-12 && b == 0) }'
+}
+
+@test "stdin via - and via no FILE give the same records; FILE arguments are record files" {
+  make_image ramp 40 40 a.png
+  make_image ramp 50 30 b.png
+  printf 'a.png\nb.png\n' > list
+  edan-crop --out C --detector none --size 16 < list > none.jsonl
+  edan-crop --out C --detector none --size 16 - < list > dash.jsonl
+  edan-crop --out C --detector none --size 16 list > file.jsonl
+  [ "$(count_lines none.jsonl)" -eq 2 ]
+  cmp none.jsonl dash.jsonl
+  cmp none.jsonl file.jsonl
+  grep -q '"image":"a.png","face":0' none.jsonl
+  grep -q '"image":"b.png","face":0' none.jsonl
+}
+
+@test "a HELEN record round trip: crop file, --size PNG, landmarks mapped into the crop" {
+  require_data 300w-subset
+  helen_record > in.jsonl
+  [ "$(count_lines in.jsonl)" -eq 1 ]
+  edan-crop --out C --size 96 --landmarks dlib in.jsonl > out.jsonl
+  [ "$(count_lines out.jsonl)" -eq 1 ]
+  crop=$(grep -oE '"crop":"[^"]*"' out.jsonl | cut -d'"' -f4)
+  [[ "$crop" == C/*"/$HELEN/$FACE_STEM.jpg.0.png" ]]
+  [ -f "$crop" ]
+  [ "$(png_header "$crop")" = "96 96 8 0" ]
+  grep -q '"dataset":"helen","split":"test","landmarks":\[\[' out.jsonl  # fields kept in order
+  grep -q '"crop_size":96' out.jsonl
+  # The record's own landmarks are carried into the crop: mapped back with
+  # crop_transform they land within 0.05 px of the input (crop landmarks are
+  # written to 0.01 px; the crop is about 0.4x the source here). The eyes
+  # (points 36..47) are inside the crop.
+  array_of crop_transform < out.jsonl > t
+  array_of landmarks < out.jsonl > crop_pts
+  array_of landmarks < in.jsonl > src_pts
+  [ "$(count_lines crop_pts)" -eq 136 ]
+  paste crop_pts src_pts | awk -v t="$(tr '\n' ' ' < t)" '
+    BEGIN { split(t, m, " "); a = m[1]; b = m[2]; tx = m[3]; ty = m[4]; d = a * a + b * b }
+    NR % 2 == 1 { cx = $1; sx = $2; next }
+    { cy = $1; sy = $2
+      x = (a * (cx - tx) + b * (cy - ty)) / d; y = (-b * (cx - tx) + a * (cy - ty)) / d
+      e = sqrt((x - sx) ^ 2 + (y - sy) ^ 2); if (e > worst) worst = e
+      i = NR / 2 - 1
+      if (i >= 36 && i <= 47 && (cx < 0 || cx > 95 || cy < 0 || cy > 95)) outside++ }
+    END { printf "worst %.4f px, eyes outside %d\n", worst, outside; exit !(worst < 0.05 && outside == 0) }'
+}
+
+@test "a bare path is detected and fitted with dlib: one face, 68 landmarks, eyes where the template puts them" {
+  require_data 300w-subset
+  echo "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" |
+    edan-crop --out C --size 64 --landmarks dlib > out.jsonl
+  [ "$(count_lines out.jsonl)" -eq 1 ]
+  grep -q '"face":0,"box":\[' out.jsonl
+  run array_of landmarks < out.jsonl
+  [ "${#lines[@]}" -eq 136 ]
+  # The crop is aligned on the fitted eyes and nose: the outer eye corners
+  # (points 36 and 45) sit at the template's 0.25 and 0.74 of the width, and
+  # both at 0.26 of the height (to within 2 px).
+  awk -v x36="${lines[72]}" -v y36="${lines[73]}" -v x45="${lines[90]}" -v y45="${lines[91]}" '
+    function near(v, want) { return v - want < 2 && want - v < 2 }
+    BEGIN { printf "eye corners (%s, %s) (%s, %s)\n", x36, y36, x45, y45
+            exit !(near(x36, 64 * 0.2507 - 0.5) && near(x45, 64 * 0.7418 - 0.5) &&
+                   near(y36, 64 * 0.2585 - 0.5) && near(y45, 64 * 0.2585 - 0.5)) }'
+}
+
+@test "several faces give several records, crops named by face" {
+  require_data 300w-subset
+  make_image pair "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" pair.png
+  echo pair.png | edan-crop --out C > out.jsonl
+  run cat out.jsonl
+  [ "${#lines[@]}" -eq 2 ]
+  [[ "${lines[0]}" == '{"image":"pair.png","face":0,'*'"crop":"C/pair.png.0.png"'* ]]
+  [[ "${lines[1]}" == '{"image":"pair.png","face":1,'*'"crop":"C/pair.png.1.png"'* ]]
+  [ -f C/pair.png.0.png ] && [ -f C/pair.png.1.png ]
+  # --max-faces keeps the largest.
+  echo pair.png | edan-crop --out D --max-faces 1 > one.jsonl
+  [ "$(count_lines one.jsonl)" -eq 1 ]
+}
+
+@test "no face: an error record (exit 1), or with --fallback full the whole image" {
+  make_image flat 80 60 128 flat.png
+  run --separate-stderr edan-crop --out C <<< flat.png
+  [ "$status" -eq 1 ]
+  [ "$output" = '{"image":"flat.png","error":"flat.png: no face found"}' ]
+  [ ! -e C/flat.png.0.png ]
+  run --separate-stderr edan-crop --out C --fallback full <<< flat.png
+  [ "$status" -eq 0 ]
+  [[ "$output" == '{"image":"flat.png","face":0,"box":[0,0,80,60],"score":0,"crop":"C/flat.png.0.png",'*'"crop_size":64,"fallback":true}' ]]
+  [ "$(png_header C/flat.png.0.png)" = "64 64 8 0" ]
+}
+
+@test "crops of equal file names in different folders never collide" {
+  mkdir -p a b
+  make_image ramp 20 20 a/x.png
+  make_image flat 20 20 9 b/x.png
+  printf 'a/x.png\nb/x.png\n./a/../b/x.png\n' | edan-crop --out C --detector none --size 8 > out.jsonl
+  run cat out.jsonl
+  [[ "${lines[0]}" == *'"crop":"C/a/x.png.0.png"'* ]]
+  [[ "${lines[1]}" == *'"crop":"C/b/x.png.0.png"'* ]]
+  [[ "${lines[2]}" == *'"crop":"C/a/%2E%2E/b/x.png.0.png"'* ]]
+  ! cmp -s C/a/x.png.0.png C/b/x.png.0.png
+  [ -z "$(find C -name '.*')" ]   # no temporary files left behind
+}
+
+@test "bad input never stops the stream: one record per line, errors only on the bad ones, exit 1" {
+  make_image ramp 64 64 good1.png
+  make_image ramp 30 40 good2.jpg
+  : > zero.png
+  make_image ramp 64 64 full.png
+  head -c 200 full.png > trunc.png
+  cat > in.jsonl <<'EOF'
+good1.png
+{"image": "good1.png", oops
+{"image":"missing.png","label":"sad"}
+zero.png
+{"image":"good2.jpg","label":"happy"}
+trunc.png
+{"label":"fear"}
+good1.png
+EOF
+  run --separate-stderr edan-crop --out C --detector none --size 16 --threads 2 in.jsonl
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 8 ]
+  [[ "${lines[0]}" == '{"image":"good1.png","face":0,'* && "${lines[0]}" != *error* ]]
+  [[ "${lines[1]}" == '{"error":"in.jsonl:2: invalid JSON'* ]]
+  [ "${lines[2]}" = '{"image":"missing.png","label":"sad","error":"missing.png: cannot open: No such file or directory"}' ]
+  [ "${lines[3]}" = '{"image":"zero.png","error":"zero.png: empty file"}' ]
+  [[ "${lines[4]}" == '{"image":"good2.jpg","label":"happy","face":0,'* && "${lines[4]}" != *error* ]]
+  [[ "${lines[5]}" == '{"image":"trunc.png","error":"trunc.png: truncated PNG'* ]]
+  [ "${lines[6]}" = '{"label":"fear","error":"no \"image\" field"}' ]
+  [[ "${lines[7]}" == '{"image":"good1.png","face":0,'* && "${lines[7]}" != *error* ]]
+  [ "$(png_header C/good2.jpg.0.png)" = "16 16 8 0" ]
+  # The same good lines alone: exit 0.
+  grep -E '^(good1.png|\{"image":"good2)' in.jsonl | edan-crop --out C --detector none --size 16 > ok.jsonl
+  [ "$(count_lines ok.jsonl)" -eq 3 ]
+}
+
+@test "records arriving with an error pass through untouched; -o writes the records" {
+  make_image ramp 20 20 x.png
+  printf '%s\n' '{"image":"x.png","error":"earlier"}' x.png |
+    edan-crop --out C --detector none --size 8 -o out.jsonl && status=0 || status=$?
+  [ "$status" -eq 1 ]
+  run cat out.jsonl
+  [ "${lines[0]}" = '{"image":"x.png","error":"earlier"}' ]
+  [[ "${lines[1]}" == '{"image":"x.png","face":0,'* ]]
+}
