@@ -10,6 +10,7 @@
 
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
+#include "edan/image.hpp"
 
 namespace edan {
 
@@ -215,13 +216,6 @@ cv::Mat draw_error_curves(const std::vector<ErrorCurve>& curves, double max_erro
     put(img, legend[i], {left + 50, y}, 0.5, 1, kBlack, 0);
   }
   return img;
-}
-
-void write_png(const std::string& path, const cv::Mat& img) {
-  std::vector<unsigned char> bytes;
-  if (!cv::imencode(".png", img, bytes)) throw FatalError(path + ": cannot encode PNG");
-  write_file_atomic(path,
-                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <stdexcept>
 
+#include "edan/image.hpp"
 #include "edan/plot.hpp"
 
 namespace {

@@ -39,10 +39,6 @@ struct ErrorCurve {
 cv::Mat draw_error_curves(const std::vector<ErrorCurve>& curves, double max_error,
                           const std::string& title, const std::string& x_label);
 
-// Encodes img as PNG and writes it atomically (edan/fs.hpp). Throws
-// FatalError naming the path when encoding or writing fails.
-void write_png(const std::string& path, const cv::Mat& img);
-
 // Writes the figures of a report into dir (created when missing):
 //   confusion.png            the overall confusion matrix
 //   confusion-<group>.png    one per group (when grouped)
