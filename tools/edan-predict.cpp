@@ -4,8 +4,7 @@
 #include "edan/predict.hpp"
 
 int main(int argc, char** argv) {
-  edan::cli::Tool tool{"edan-predict",
-                       "Predict the emotion and 68 landmarks of each face record."};
+  edan::cli::Tool tool{"edan-predict", "Predict the emotion and 68 landmarks of each face record."};
   edan::PredictOptions opt;
   edan::VideoSource video;
   std::string fallback = "none";
@@ -18,8 +17,7 @@ int main(int argc, char** argv) {
            "when no face is found: none (an error record) or full (the whole image) "
            "(default: none)",
            &fallback);
-  tool.add({"--video"}, "FILE", "read the frames of a video file instead of records",
-           &video.file);
+  tool.add({"--video"}, "FILE", "read the frames of a video file instead of records", &video.file);
   tool.add({"--camera"}, "N", "read the frames of camera N instead of records", &video.camera);
   tool.add({"--every"}, "K", "with --video/--camera, process every K-th frame", &video.every);
   tool.add_batch(32);

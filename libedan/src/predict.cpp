@@ -22,10 +22,10 @@ namespace {
 // A record's face, read and resized to the model's input (S×S), and how to
 // map model-frame points back to the file the record names.
 struct FaceInput {
-  cv::Mat pixels;                        // S×S, 8-bit gray
+  cv::Mat pixels;                             // S×S, 8-bit gray
   double frame_size_x = 0, frame_size_y = 0;  // the crop frame the model frame scales to
-  std::optional<CropGeometry> geometry;  // crop frame -> source image
-  std::optional<FaceBox> box;            // detected here (records without a crop)
+  std::optional<CropGeometry> geometry;       // crop frame -> source image
+  std::optional<FaceBox> box;                 // detected here (records without a crop)
   bool fallback = false;
   std::string error;
 
@@ -289,9 +289,9 @@ void predict_video(Predictor& predictor, const VideoSource& source,
   cv::Mat frame;
   for (std::int64_t index = 0; cap.read(frame); ++index) {
     if (index % source.every != 0 || frame.empty()) continue;
-    double time = fps > 0 ? static_cast<double>(index) / fps
-                          : std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                                .count();
+    double time =
+        fps > 0 ? static_cast<double>(index) / fps
+                : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     cv::Mat gray = to_gray8(frame);
     if (!gray.isContinuous()) gray = gray.clone();
     for (auto& face : predictor.predict_frame(gray.data, gray.rows, gray.cols)) {

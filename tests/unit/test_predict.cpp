@@ -42,8 +42,8 @@ edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr,
 class Predict_Annotate : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("edan-test-predict-" + std::to_string(getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("edan-test-predict-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

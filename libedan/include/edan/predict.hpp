@@ -27,9 +27,9 @@ struct PredictOptions {
 
 // One face's prediction, landmarks in the model's input frame (S×S pixels).
 struct FacePrediction {
-  int label = 0;               // index into the model's labels
-  std::vector<double> probs;   // softmax over the model's labels, in their order
-  Shape landmarks;             // 68 points of the last stage
+  int label = 0;              // index into the model's labels
+  std::vector<double> probs;  // softmax over the model's labels, in their order
+  Shape landmarks;            // 68 points of the last stage
 };
 
 class Predictor {
