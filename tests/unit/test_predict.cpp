@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 #include <string>
 
+#include "edan/detect.hpp"
 #include "edan/image.hpp"
 #include "edan/predict.hpp"
 
@@ -161,4 +162,25 @@ TEST_F(Predict_Annotate, noFaceIsAnErrorUnlessFallback) {
   pred2.annotate(batch2);
   ASSERT_TRUE(q.contains("pred")) << edan::to_line(q);
   EXPECT_TRUE(q.at("pred").at("fallback").as_bool());
+}
+
+TEST_F(Predict_Annotate, mapsCropLandmarksThroughTheCropGeometry) {
+  auto pred = tiny_predictor();
+  edan::Record plain, mapped;
+  plain["crop"] = png("crop.png", 32, 70);
+  mapped["crop"] = plain["crop"];
+  // Source -> crop: x' = 2x + 10, y' = 2y + 20, so source = (crop - t) / 2.
+  edan::CropGeometry g;
+  g.to_crop = {2, 0, 10, 20};
+  g.size = 32;
+  edan::set_crop_geometry(mapped, g);
+  std::vector<edan::Record*> batch{&plain, &mapped};
+  pred.annotate(batch);
+  const auto& a = plain.at("pred").at("landmarks").as_array();
+  const auto& b = mapped.at("pred").at("landmarks").as_array();
+  for (std::size_t i = 0; i < 68; i += 11) {
+    double cx = a[i].as_array()[0].to_number<double>(), cy = a[i].as_array()[1].to_number<double>();
+    EXPECT_NEAR(b[i].as_array()[0].to_number<double>(), (cx - 10) / 2, 0.011);
+    EXPECT_NEAR(b[i].as_array()[1].to_number<double>(), (cy - 20) / 2, 0.011);
+  }
 }
