@@ -195,3 +195,17 @@ EOF
   [ "$(count_lines joined.jsonl)" -eq 7 ]
   cmp whole.jsonl joined.jsonl
 }
+
+@test "edan-crop then edan-predict equals edan-predict on the images (landmarks in image pixels)" {
+  require_data 300w-subset
+  ls "$EDAN_DATA"/300w-subset/helen/testset/*.jpg | head -3 > images.txt
+  "$EDAN_TESTS_BIN/make-model" --size 64 m64.edan
+  edan-crop --out C --threads 1 images.txt | edan-predict -m m64.edan \
+    | jq -c '[.image, .pred.label, .pred.landmarks]' > via-crops.jsonl
+  edan-predict -m m64.edan images.txt | jq -c '[.image, .pred.label, .pred.landmarks]' > direct.jsonl
+  [ "$(count_lines direct.jsonl)" -eq 3 ]
+  [ "$(jq -c '.[0:2]' via-crops.jsonl)" = "$(jq -c '.[0:2]' direct.jsonl)" ]
+  [ "$(jq -n --slurpfile a via-crops.jsonl --slurpfile b direct.jsonl \
+      '[range(0; 3) as $i | range(0; 68) as $k | range(0; 2) as $c |
+        ($a[$i][2][$k][$c] - $b[$i][2][$k][$c]) | fabs] | max < 0.05')" = true ]
+}
