@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
 #include <optional>
@@ -277,12 +279,20 @@ void predict_video(Predictor& predictor, const VideoSource& source,
   if (source.every < 1) throw UsageError("--every must be at least 1");
   cv::VideoCapture cap;
   std::string name = source.file.empty() ? "camera " + std::to_string(source.camera) : source.file;
+  std::error_code ec;
+  if (!source.file.empty() && !std::filesystem::is_regular_file(source.file, ec))
+    throw FatalError(name + ": cannot open: no such file");
   bool opened = false;
+  // OpenCV's backends log every failed attempt on stderr; the error below
+  // says it once.
+  auto level = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   try {
     opened = source.file.empty() ? cap.open(source.camera) : cap.open(source.file);
   } catch (const cv::Exception& e) {
+    cv::utils::logging::setLogLevel(level);
     throw FatalError(name + ": cannot open: " + e.what());
   }
+  cv::utils::logging::setLogLevel(level);
   if (!opened || !cap.isOpened()) throw FatalError(name + ": cannot open as a video");
   const double fps = cap.get(cv::CAP_PROP_FPS);
   const auto start = std::chrono::steady_clock::now();
