@@ -1,13 +1,25 @@
 // edan-predict: classify the emotion of each face record and fit its landmarks.
 #include "edan/cli.hpp"
+#include "edan/error.hpp"
 #include "edan/predict.hpp"
 
 int main(int argc, char** argv) {
-  edan::cli::Tool tool{"edan-predict",
-                       "Predict the emotion and 68 landmarks of each face record."};
+  edan::cli::Tool tool{"edan-predict", "Predict the emotion and 68 landmarks of each face record."};
   edan::PredictOptions opt;
+  edan::VideoSource video;
+  std::string fallback = "none";
   tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
            &opt.model);
+  tool.add({"--detector"}, "NAME",
+           "face detector for records without a crop, as edan-crop's (default: haar)",
+           &opt.detector);
+  tool.add({"--fallback"}, "MODE",
+           "when no face is found: none (an error record) or full (the whole image) "
+           "(default: none)",
+           &fallback);
+  tool.add({"--video"}, "FILE", "read the frames of a video file instead of records", &video.file);
+  tool.add({"--camera"}, "N", "read the frames of camera N instead of records", &video.camera);
+  tool.add({"--every"}, "K", "with --video/--camera, process every K-th frame", &video.every);
   tool.add_batch(32);
   tool.add_threads();
   tool.add_device();
@@ -16,9 +28,16 @@ int main(int argc, char** argv) {
   tool.epilog("Example:\n  edan-crop --out crops photos.jsonl | edan-predict > scored.jsonl");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
+    if (fallback != "none" && fallback != "full")
+      throw edan::UsageError("--fallback must be none or full (got '" + fallback + "')");
+    opt.fallback_full = fallback == "full";
     opt.threads = tool.threads();
     opt.device = tool.device();
     auto predictor = edan::Predictor::load(opt);
+    if (!video.file.empty() || video.camera >= 0)
+      return tool.generate([&] {
+        edan::predict_video(predictor, video, [&](const edan::Record& r) { tool.emit(r); });
+      });
     return tool.map_batches([&](std::vector<edan::Record*>& batch) { predictor.annotate(batch); });
   });
 }

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cmath>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -102,18 +101,21 @@ std::int64_t integer(const json::value& v, const char* key) {
   throw std::runtime_error(std::string("metadata: '") + key + "' is not an integer");
 }
 const json::array& array(const json::value& v, const char* key) {
-  if (!v.is_array()) throw std::runtime_error(std::string("metadata: '") + key + "' is not an array");
+  if (!v.is_array())
+    throw std::runtime_error(std::string("metadata: '") + key + "' is not an array");
   return v.as_array();
 }
 std::string string(const json::value& v, const char* key) {
-  if (!v.is_string()) throw std::runtime_error(std::string("metadata: '") + key + "' is not a string");
+  if (!v.is_string())
+    throw std::runtime_error(std::string("metadata: '") + key + "' is not a string");
   return std::string(v.as_string());
 }
 }  // namespace
 
 ModelMeta meta_from_json(const json::object& o) {
   ModelMeta m;
-  if (!o.contains("format") || !o.at("format").is_string() || o.at("format").as_string() != "edan-model")
+  if (!o.contains("format") || !o.at("format").is_string() ||
+      o.at("format").as_string() != "edan-model")
     throw std::runtime_error("metadata: not an edan model");
   auto fv = integer(field(o, "format_version"), "format_version");
   if (fv != 1)
@@ -125,14 +127,17 @@ ModelMeta meta_from_json(const json::object& o) {
   m.config.preset = string(field(c, "preset"), "preset");
   m.config.size = integer(field(c, "size"), "size");
   m.config.widths.clear();
-  for (const auto& w : array(field(c, "widths"), "widths")) m.config.widths.push_back(integer(w, "widths"));
+  for (const auto& w : array(field(c, "widths"), "widths"))
+    m.config.widths.push_back(integer(w, "widths"));
   m.config.stages = integer(field(c, "stages"), "stages");
   m.config.fc = integer(field(c, "fc"), "fc");
   m.config.dropout = number(field(c, "dropout"), "dropout");
-  for (const auto& l : array(field(c, "labels"), "labels")) m.config.labels.push_back(string(l, "labels"));
+  for (const auto& l : array(field(c, "labels"), "labels"))
+    m.config.labels.push_back(string(l, "labels"));
   for (const auto& p : array(field(o, "mean_shape"), "mean_shape")) {
     const auto& xy = array(p, "mean_shape");
-    if (xy.size() != 2) throw std::runtime_error("metadata: 'mean_shape' has a point without 2 values");
+    if (xy.size() != 2)
+      throw std::runtime_error("metadata: 'mean_shape' has a point without 2 values");
     m.mean_shape.push_back({number(xy[0], "mean_shape"), number(xy[1], "mean_shape")});
   }
   if (m.mean_shape.size() != kNumLandmarks)
@@ -162,7 +167,8 @@ DanStageImpl::DanStageImpl(const ModelConfig& config, std::int64_t index)
   if (index_ > 0) {
     in = 3;
     input_bn_ = register_module("input_bn", torch::nn::BatchNorm2d(3));
-    feature_dense_ = register_module("feature_dense", torch::nn::Linear(config_.fc, (s / 2) * (s / 2)));
+    feature_dense_ =
+        register_module("feature_dense", torch::nn::Linear(config_.fc, (s / 2) * (s / 2)));
   }
   for (int i = 0; i < 8; ++i) {
     std::int64_t out = config_.widths[static_cast<std::size_t>(i / 2)];
@@ -314,8 +320,8 @@ torch::Tensor estimate_transforms(const torch::Tensor& from, const torch::Tensor
 }
 
 torch::Tensor apply_transforms(const torch::Tensor& t, const torch::Tensor& pts) {
-  auto linear = t.narrow(2, 0, 2);                     // [N,2,2]
-  auto shift = t.select(2, 2).unsqueeze(1);            // [N,1,2]
+  auto linear = t.narrow(2, 0, 2);           // [N,2,2]
+  auto shift = t.select(2, 2).unsqueeze(1);  // [N,1,2]
   return torch::matmul(pts, linear.transpose(1, 2)) + shift;
 }
 
@@ -447,8 +453,7 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw FatalError(path + ": cannot open model file: " +
-                     (std::filesystem::exists(path, ec) ? "not a regular file"
-                                                        : "no such file"));
+                     (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path, torch::kCPU);
@@ -482,7 +487,8 @@ std::string default_model_path() {
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec)
-    places.push_back((exe.parent_path().parent_path() / "share" / "edan" / "default.edan").string());
+    places.push_back(
+        (exe.parent_path().parent_path() / "share" / "edan" / "default.edan").string());
   places.push_back(std::string(kInstalledDataDir) + "/default.edan");
   places.push_back(std::string(kSourceDir) + "/models/default.edan");
   for (const auto& p : places)
@@ -504,7 +510,8 @@ torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available())
-      throw FatalError("--device " + name + ": CUDA is not available on this machine or in this "
+      throw FatalError("--device " + name +
+                       ": CUDA is not available on this machine or in this "
                        "LibTorch build; use --device cpu");
     try {
       return torch::Device(name);

@@ -2,11 +2,18 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+#include <optional>
 #include <stdexcept>
 
+#include "edan/detect.hpp"
 #include "edan/error.hpp"
 #include "edan/image.hpp"
 
@@ -14,54 +21,74 @@ namespace edan {
 
 namespace {
 
-// A record's face, read and resized to the model's input, and how to map
-// model-frame points back to the file it came from.
-struct Face {
-  cv::Mat pixels;         // S×S, 8-bit gray
-  double sx = 1, sy = 1;  // file pixels per model pixel
+// A record's face, read and resized to the model's input (S×S), and how to
+// map model-frame points back to the file the record names.
+struct FaceInput {
+  cv::Mat pixels;                             // S×S, 8-bit gray
+  double frame_size_x = 0, frame_size_y = 0;  // the crop frame the model frame scales to
+  std::optional<CropGeometry> geometry;       // crop frame -> source image
+  std::optional<FaceBox> box;                 // detected here (records without a crop)
+  bool fallback = false;
   std::string error;
+
+  Shape to_output(Shape s, double model_size) const {
+    for (auto& q : s)
+      q = {(q.x + 0.5) * frame_size_x / model_size - 0.5,
+           (q.y + 0.5) * frame_size_y / model_size - 0.5};
+    return geometry ? geometry->to_source(s) : s;
+  }
 };
 
-Face read_face(const Record& r, std::int64_t size) {
-  Face face;
-  auto path = get_string(r, "crop");
-  if (!path) path = get_string(r, "image");
-  if (!path) throw RecordError("no \"crop\" or \"image\" field");
-  cv::Mat gray = read_gray(*path);
-  const int s = static_cast<int>(size);
-  if (gray.cols == s && gray.rows == s) {
-    face.pixels = gray;
-  } else {
-    bool shrink = gray.cols > s || gray.rows > s;
-    cv::resize(gray, face.pixels, cv::Size(s, s), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
-  }
-  face.sx = static_cast<double>(gray.cols) / static_cast<double>(size);
-  face.sy = static_cast<double>(gray.rows) / static_cast<double>(size);
-  if (!face.pixels.isContinuous()) face.pixels = face.pixels.clone();
-  return face;
+cv::Mat resize_to(const cv::Mat& gray, int s) {
+  if (gray.cols == s && gray.rows == s) return gray.isContinuous() ? gray : gray.clone();
+  cv::Mat out;
+  bool shrink = gray.cols > s || gray.rows > s;
+  cv::resize(gray, out, cv::Size(s, s), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
 }
 
-double round_to(double v, double step) { return std::round(v / step) * step; }
+// Dividing by the exact power of ten (rather than multiplying by the step)
+// gives the double nearest the decimal, which prints short: 0.135531, not
+// 0.13553099999999998.
+double round_to(double v, double step) {
+  const double inv = std::round(1.0 / step);
+  return std::round(v * inv) / inv;
+}
+
+// A rounded number, written as an integer when it is one ("32", not "3.2E1").
+boost::json::value json_number(double v, double step) {
+  double r = round_to(v, step);
+  if (r == std::trunc(r) && std::fabs(r) < 1e15) return static_cast<std::int64_t>(r);
+  return r;
+}
+
+boost::json::array box_json(const FaceBox& b) {
+  return {json_number(b.x, 0.01), json_number(b.y, 0.01), json_number(b.w, 0.01),
+          json_number(b.h, 0.01)};
+}
 
 }  // namespace
 
-void set_prediction(Record& r, const std::vector<std::string>& labels, int label,
-                    const std::vector<double>& probs, const Shape& landmarks) {
-  if (probs.size() != labels.size() || label < 0 || label >= static_cast<int>(labels.size()))
-    throw std::invalid_argument("set_prediction: probabilities do not match the labels");
-  boost::json::object pred;
-  pred["label"] = labels[static_cast<std::size_t>(label)];
-  boost::json::object p;
-  for (std::size_t i = 0; i < labels.size(); ++i) p[labels[i]] = round_to(probs[i], 1e-6);
-  pred["probs"] = std::move(p);
-  Shape rounded = landmarks;
-  for (auto& q : rounded) q = {round_to(q.x, 0.01), round_to(q.y, 0.01)};
-  pred["landmarks"] = shape_to_json(rounded);
-  r["pred"] = std::move(pred);
-}
+// FaceCroppers are not thread-safe: a pool, each taken by one worker at a time.
+struct Predictor::Croppers {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<FaceCropper>> free;
 
-Predictor::Predictor(LoadedModel loaded, torch::Device device)
-    : loaded_(std::move(loaded)), device_(device) {
+  std::unique_ptr<FaceCropper> take() {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto c = std::move(free.back());
+    free.pop_back();
+    if (free.empty()) free.push_back(std::make_unique<FaceCropper>(c->clone()));
+    return c;
+  }
+  void give(std::unique_ptr<FaceCropper> c) {
+    std::lock_guard<std::mutex> lock(mutex);
+    free.push_back(std::move(c));
+  }
+};
+
+Predictor::Predictor(LoadedModel loaded, torch::Device device, PredictOptions options)
+    : loaded_(std::move(loaded)), device_(device), options_(std::move(options)) {
   loaded_.model->to(device_);
   loaded_.model->eval();
   // Channels-last convolutions are several times faster on the CPU for the
@@ -70,11 +97,44 @@ Predictor::Predictor(LoadedModel loaded, torch::Device device)
     if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
+Predictor::~Predictor() = default;
+Predictor::Predictor(Predictor&&) noexcept = default;
+
 Predictor Predictor::load(const PredictOptions& options) {
   set_threads(options.threads);
   auto device = parse_device(options.device);
   auto path = options.model.empty() ? default_model_path() : options.model;
-  return Predictor(load_model(path, device), device);
+  return Predictor(load_model(path, device), device, options);
+}
+
+Predictor::Croppers& Predictor::croppers() {
+  if (!croppers_) {
+    CropOptions opt;
+    opt.detector = options_.detector;
+    opt.fallback_full = options_.fallback_full;
+    opt.size = static_cast<int>(size());
+    opt.max_faces = 0;
+    auto c = std::make_unique<Croppers>();
+    c->free.push_back(std::make_unique<FaceCropper>(opt));
+    croppers_ = std::move(c);
+  }
+  return *croppers_;
+}
+
+void set_prediction(Record& r, const std::vector<std::string>& labels, int label,
+                    const std::vector<double>& probs, const Shape& landmarks) {
+  if (probs.size() != labels.size() || label < 0 || label >= static_cast<int>(labels.size()))
+    throw std::invalid_argument("set_prediction: probabilities do not match the labels");
+  boost::json::object pred;
+  pred["label"] = labels[static_cast<std::size_t>(label)];
+  boost::json::object p;
+  for (std::size_t i = 0; i < labels.size(); ++i) p[labels[i]] = json_number(probs[i], 1e-6);
+  pred["probs"] = std::move(p);
+  boost::json::array points;
+  for (const auto& q : landmarks)
+    points.push_back(boost::json::array{json_number(q.x, 0.01), json_number(q.y, 0.01)});
+  pred["landmarks"] = std::move(points);
+  r["pred"] = std::move(pred);
 }
 
 std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
@@ -99,16 +159,56 @@ std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
   return result;
 }
 
+namespace {
+
+torch::Tensor to_pixels(const std::vector<const cv::Mat*>& faces, std::int64_t s) {
+  auto pixels = torch::empty({static_cast<std::int64_t>(faces.size()), 1, s, s}, torch::kUInt8);
+  for (std::size_t j = 0; j < faces.size(); ++j)
+    std::memcpy(pixels[static_cast<std::int64_t>(j)].data_ptr<std::uint8_t>(), faces[j]->data,
+                static_cast<std::size_t>(s * s));
+  return pixels.to(torch::kFloat32).div_(255.0);
+}
+
+}  // namespace
+
 void Predictor::annotate(std::vector<Record*>& batch) {
   const std::int64_t n = static_cast<std::int64_t>(batch.size());
   const std::int64_t s = size();
-  std::vector<Face> faces(batch.size());
-  // Decoding is independent per record: spread it over the intra-op threads.
+  const int si = static_cast<int>(s);
+  std::vector<FaceInput> faces(batch.size());
+  bool detect = false;
+  for (auto* r : batch) detect = detect || !r->contains("crop");
+  Croppers* pool = detect ? &croppers() : nullptr;
+  // Reading (and detecting) is independent per record: spread it over the
+  // intra-op threads.
   at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
-      auto& f = faces[static_cast<std::size_t>(i)];
+      const Record& r = *batch[static_cast<std::size_t>(i)];
+      FaceInput& f = faces[static_cast<std::size_t>(i)];
       try {
-        f = read_face(*batch[static_cast<std::size_t>(i)], s);
+        if (auto crop = get_string(r, "crop")) {
+          cv::Mat gray = read_gray(*crop);
+          f.pixels = resize_to(gray, si);
+          f.geometry = get_crop_geometry(r);
+          f.frame_size_x = f.geometry ? f.geometry->size : gray.cols;
+          f.frame_size_y = f.geometry ? f.geometry->size : gray.rows;
+        } else {
+          auto cropper = pool->take();
+          try {
+            auto found = cropper->crop(r);
+            pool->give(std::move(cropper));
+            if (found.empty()) throw RecordError("no face found");
+            Face& face = found.front();  // largest first
+            f.pixels = resize_to(face.crop, si);
+            f.geometry = face.geometry;
+            f.frame_size_x = f.frame_size_y = face.geometry.size;
+            f.box = face.box;
+            f.fallback = face.fallback;
+          } catch (...) {
+            if (cropper) pool->give(std::move(cropper));
+            throw;
+          }
+        }
       } catch (const std::exception& e) {
         f.error = e.what();
         if (f.error.empty()) f.error = "cannot read the face";
@@ -116,24 +216,105 @@ void Predictor::annotate(std::vector<Record*>& batch) {
     }
   });
   std::vector<std::size_t> live;
+  std::vector<const cv::Mat*> pixels;
   for (std::size_t i = 0; i < faces.size(); ++i) {
-    if (faces[i].error.empty())
+    if (faces[i].error.empty()) {
       live.push_back(i);
-    else
+      pixels.push_back(&faces[i].pixels);
+    } else {
       set_error(*batch[i], faces[i].error);
+    }
   }
   if (live.empty()) return;
-  auto pixels = torch::empty({static_cast<std::int64_t>(live.size()), 1, s, s}, torch::kUInt8);
-  for (std::size_t j = 0; j < live.size(); ++j)
-    std::memcpy(pixels[static_cast<std::int64_t>(j)].data_ptr<std::uint8_t>(),
-                faces[live[j]].pixels.data, static_cast<std::size_t>(s * s));
-  auto preds = predict(pixels.to(torch::kFloat32).div_(255.0));
+  auto preds = predict(to_pixels(pixels, s));
   for (std::size_t j = 0; j < live.size(); ++j) {
-    const Face& f = faces[live[j]];
-    auto& p = preds[j];
-    // Model pixel centres to file pixel centres.
-    for (auto& q : p.landmarks) q = {(q.x + 0.5) * f.sx - 0.5, (q.y + 0.5) * f.sy - 0.5};
-    set_prediction(*batch[live[j]], meta().config.labels, p.label, p.probs, p.landmarks);
+    const FaceInput& f = faces[live[j]];
+    Record& r = *batch[live[j]];
+    const auto& p = preds[j];
+    set_prediction(r, meta().config.labels, p.label, p.probs,
+                   f.to_output(p.landmarks, static_cast<double>(s)));
+    auto& pred = r["pred"].as_object();
+    if (f.box) pred["box"] = box_json(*f.box);
+    if (f.fallback) pred["fallback"] = true;
+  }
+}
+
+std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows, int cols) {
+  cv::Mat gray(rows, cols, CV_8U, const_cast<std::uint8_t*>(data));
+  auto& pool = croppers();
+  auto cropper = pool.take();
+  std::vector<Face> found;
+  try {
+    found = cropper->crop(gray);
+  } catch (const RecordError&) {
+    // No face in this frame.
+  }
+  pool.give(std::move(cropper));
+  std::vector<Record> out;
+  if (found.empty()) return out;
+  const int si = static_cast<int>(size());
+  std::vector<cv::Mat> crops;
+  std::vector<const cv::Mat*> pixels;
+  for (const auto& f : found) crops.push_back(resize_to(f.crop, si));
+  for (const auto& c : crops) pixels.push_back(&c);
+  auto preds = predict(to_pixels(pixels, size()));
+  for (std::size_t i = 0; i < found.size(); ++i) {
+    FaceInput in;
+    in.geometry = found[i].geometry;
+    in.frame_size_x = in.frame_size_y = found[i].geometry.size;
+    Record r;
+    r["face"] = static_cast<std::int64_t>(i);
+    r["box"] = box_json(found[i].box);
+    r["score"] = json_number(found[i].score, 1e-4);
+    if (found[i].fallback) r["fallback"] = true;
+    set_prediction(r, meta().config.labels, preds[i].label, preds[i].probs,
+                   in.to_output(preds[i].landmarks, static_cast<double>(size())));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void predict_video(Predictor& predictor, const VideoSource& source,
+                   const std::function<void(const Record&)>& emit) {
+  if (source.every < 1) throw UsageError("--every must be at least 1");
+  cv::VideoCapture cap;
+  std::string name = source.file.empty() ? "camera " + std::to_string(source.camera) : source.file;
+  std::error_code ec;
+  if (!source.file.empty() && !std::filesystem::is_regular_file(source.file, ec))
+    throw FatalError(name + ": cannot open: no such file");
+  bool opened = false;
+  // OpenCV's backends log every failed attempt on stderr; the error below
+  // says it once.
+  auto level = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  try {
+    opened = source.file.empty() ? cap.open(source.camera) : cap.open(source.file);
+  } catch (const cv::Exception& e) {
+    cv::utils::logging::setLogLevel(level);
+    throw FatalError(name + ": cannot open: " + e.what());
+  }
+  cv::utils::logging::setLogLevel(level);
+  if (!opened || !cap.isOpened()) throw FatalError(name + ": cannot open as a video");
+  const double fps = cap.get(cv::CAP_PROP_FPS);
+  const auto start = std::chrono::steady_clock::now();
+  cv::Mat frame;
+  for (std::int64_t index = 0; cap.read(frame); ++index) {
+    if (index % source.every != 0 || frame.empty()) continue;
+    double time =
+        fps > 0 ? static_cast<double>(index) / fps
+                : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    cv::Mat gray = to_gray8(frame);
+    if (!gray.isContinuous()) gray = gray.clone();
+    for (auto& face : predictor.predict_frame(gray.data, gray.rows, gray.cols)) {
+      Record r;
+      if (source.file.empty())
+        r["camera"] = source.camera;
+      else
+        r["video"] = source.file;
+      r["frame"] = index;
+      r["time"] = json_number(time, 1e-3);
+      for (auto& kv : face) r[kv.key()] = std::move(kv.value());
+      emit(r);
+    }
   }
 }
 

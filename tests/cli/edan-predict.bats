@@ -61,11 +61,37 @@ setup() {
   [ "$(echo "$output" | jq '.pred.landmarks | length')" -eq 68 ]
 }
 
-@test "bare image paths are predicted as already-cropped faces" {
-  run sh -c 'ls face.png | edan-predict -m model.edan'
+@test "bare image paths: the face is detected in memory (--detector none: the whole image)" {
+  run sh -c 'ls face.png | edan-predict -m model.edan --detector none'
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r .image)" = face.png ]
+  [ "$(echo "$output" | jq -c .pred.box)" = '[0,0,32,32]' ]
   [ "$(echo "$output" | jq '.pred.probs | length')" -eq 7 ]
+}
+
+@test "an image without a face is an error, or the whole image with --fallback full" {
+  run sh -c 'ls face.png | edan-predict -m model.edan'
+  [ "$status" -eq 1 ]
+  [[ "$(echo "$output" | jq -r .error)" == *"no face"* ]]
+  run sh -c 'ls face.png | edan-predict -m model.edan --fallback full'
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq .pred.fallback)" = true ]
+  run edan-predict -m model.edan --fallback maybe < /dev/null
+  [ "$status" -eq 2 ]
+}
+
+@test "--video: one record per face per processed frame, with frame and time" {
+  "$EDAN_TESTS_BIN/make-video" --frames 6 --fps 10 clip.avi
+  run edan-predict -m model.edan --detector none --video clip.avi --every 2
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -c '[.video, .frame, .time, .face]' | tr -d '\n')" = \
+    '["clip.avi",0,0,0]["clip.avi",2,0.2,0]["clip.avi",4,0.4,0]' ]
+  [ "$(echo "$output" | jq '.pred.landmarks | length' | sort -u)" -eq 68 ]
+  run edan-predict -m model.edan --video absent.avi
+  [ "$status" -eq 3 ]
+  [[ "$output" == *absent.avi* ]]
+  run edan-predict -m model.edan --video clip.avi --every 0
+  [ "$status" -eq 2 ]
 }
 
 @test "one record per input record, in order, when some inputs fail" {
@@ -168,4 +194,18 @@ EOF
   cat part*.jsonl | sort > joined.jsonl
   [ "$(count_lines joined.jsonl)" -eq 7 ]
   cmp whole.jsonl joined.jsonl
+}
+
+@test "edan-crop then edan-predict equals edan-predict on the images (landmarks in image pixels)" {
+  require_data 300w-subset
+  ls "$EDAN_DATA"/300w-subset/helen/testset/*.jpg | head -3 > images.txt
+  "$EDAN_TESTS_BIN/make-model" --size 64 m64.edan
+  edan-crop --out C --threads 1 images.txt | edan-predict -m m64.edan \
+    | jq -c '[.image, .pred.label, .pred.landmarks]' > via-crops.jsonl
+  edan-predict -m m64.edan images.txt | jq -c '[.image, .pred.label, .pred.landmarks]' > direct.jsonl
+  [ "$(count_lines direct.jsonl)" -eq 3 ]
+  [ "$(jq -c '.[0:2]' via-crops.jsonl)" = "$(jq -c '.[0:2]' direct.jsonl)" ]
+  [ "$(jq -n --slurpfile a via-crops.jsonl --slurpfile b direct.jsonl \
+      '[range(0; 3) as $i | range(0; 68) as $k | range(0; 2) as $c |
+        ($a[$i][2][$k][$c] - $b[$i][2][$k][$c]) | fabs] | max < 0.05')" = true ]
 }

@@ -33,7 +33,8 @@ edan::ModelConfig tiny_config(std::int64_t stages = 2) {
 }
 
 std::string temp_file(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("edan-test-model-" + std::to_string(getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("edan-test-model-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   return (dir / name).string();
 }
@@ -163,8 +164,8 @@ TEST(Model_LandmarkHeatmaps, maxOverLandmarksAndSubpixel) {
   lm[0][2][1] = 20;
   auto h = edan::landmark_heatmaps(lm, 32);
   auto at = [&](int x, int y) { return h[0][0][y][x].item<float>(); };
-  EXPECT_FLOAT_EQ(at(6, 5), 0.5f);   // distance 1 from the first, 2 from the second
-  EXPECT_FLOAT_EQ(at(7, 5), 0.5f);   // 2 from the first, 1 from the second
+  EXPECT_FLOAT_EQ(at(6, 5), 0.5f);  // distance 1 from the first, 2 from the second
+  EXPECT_FLOAT_EQ(at(7, 5), 0.5f);  // 2 from the first, 1 from the second
   EXPECT_FLOAT_EQ(at(20, 20), 1.f / 1.25f);
   EXPECT_FLOAT_EQ(at(28, 20), 1.f / (1.f + 7.75f));
   EXPECT_EQ(at(29, 20), 0.f);

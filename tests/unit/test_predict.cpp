@@ -7,6 +7,7 @@
 #include <opencv2/core.hpp>
 #include <string>
 
+#include "edan/detect.hpp"
 #include "edan/image.hpp"
 #include "edan/predict.hpp"
 
@@ -22,7 +23,8 @@ edan::Shape test_shape(double size) {
   return s;
 }
 
-edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr) {
+edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr,
+                               edan::PredictOptions options = {}) {
   torch::manual_seed(3);
   edan::LoadedModel m;
   m.meta.config = edan::preset_config("small");
@@ -35,14 +37,14 @@ edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr) {
   m.meta.input_mean = 0.3;
   m.meta.input_std = 0.2;
   if (handle) *handle = m.model;
-  return edan::Predictor(std::move(m), torch::kCPU);
+  return edan::Predictor(std::move(m), torch::kCPU, options);
 }
 
 class Predict_Annotate : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("edan-test-predict-" + std::to_string(getpid()));
+    dir_ =
+        std::filesystem::temp_directory_path() / ("edan-test-predict-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -121,18 +123,64 @@ TEST_F(Predict_Annotate, mapsLandmarksToTheFileAndKeepsGoingOnErrors) {
   EXPECT_EQ(a.at("probs"), b.at("probs"));  // a uniform image resizes to itself
   // Model pixel centre x maps to (x + 0.5) * 2 - 0.5 in the 64-pixel file.
   for (std::size_t i = 0; i < 68; i += 17) {
-    double xa = a.at("landmarks").as_array()[i].as_array()[0].as_double();
-    double xb = b.at("landmarks").as_array()[i].as_array()[0].as_double();
+    double xa = a.at("landmarks").as_array()[i].as_array()[0].to_number<double>();
+    double xb = b.at("landmarks").as_array()[i].as_array()[0].to_number<double>();
     EXPECT_NEAR(xb, (xa + 0.5) * 2 - 0.5, 0.03);
   }
 }
 
-TEST_F(Predict_Annotate, usesImageWhenNoCrop) {
-  auto pred = tiny_predictor();
-  edan::Record r;
+TEST_F(Predict_Annotate, detectsTheFaceWhenNoCrop) {
+  edan::PredictOptions whole;
+  whole.detector = "none";  // the whole image is the face
+  auto pred = tiny_predictor(nullptr, whole);
+  edan::Record r, c;
   r["image"] = png("face.png", 32, 90);
+  c["crop"] = r["image"];
+  std::vector<edan::Record*> batch{&r, &c};
+  pred.annotate(batch);
+  ASSERT_TRUE(r.contains("pred")) << edan::to_line(r);
+  const auto& p = r.at("pred").as_object();
+  EXPECT_EQ(boost::json::serialize(p.at("box")), "[0,0,32,32]");
+  // A uniform image crops to itself: the same face as the crop record.
+  EXPECT_EQ(p.at("probs"), c.at("pred").at("probs"));
+}
+
+TEST_F(Predict_Annotate, noFaceIsAnErrorUnlessFallback) {
+  auto pred = tiny_predictor();  // haar finds no face in a uniform image
+  edan::Record r;
+  r["image"] = png("blank.png", 64, 90);
   std::vector<edan::Record*> batch{&r};
   pred.annotate(batch);
-  EXPECT_TRUE(r.contains("pred"));
-  EXPECT_FALSE(r.contains("error"));
+  ASSERT_TRUE(r.contains("error"));
+  EXPECT_NE(std::string(r.at("error").as_string()).find("blank.png"), std::string::npos);
+  edan::PredictOptions full;
+  full.fallback_full = true;
+  auto pred2 = tiny_predictor(nullptr, full);
+  edan::Record q;
+  q["image"] = png("blank.png", 64, 90);
+  std::vector<edan::Record*> batch2{&q};
+  pred2.annotate(batch2);
+  ASSERT_TRUE(q.contains("pred")) << edan::to_line(q);
+  EXPECT_TRUE(q.at("pred").at("fallback").as_bool());
+}
+
+TEST_F(Predict_Annotate, mapsCropLandmarksThroughTheCropGeometry) {
+  auto pred = tiny_predictor();
+  edan::Record plain, mapped;
+  plain["crop"] = png("crop.png", 32, 70);
+  mapped["crop"] = plain["crop"];
+  // Source -> crop: x' = 2x + 10, y' = 2y + 20, so source = (crop - t) / 2.
+  edan::CropGeometry g;
+  g.to_crop = {2, 0, 10, 20};
+  g.size = 32;
+  edan::set_crop_geometry(mapped, g);
+  std::vector<edan::Record*> batch{&plain, &mapped};
+  pred.annotate(batch);
+  const auto& a = plain.at("pred").at("landmarks").as_array();
+  const auto& b = mapped.at("pred").at("landmarks").as_array();
+  for (std::size_t i = 0; i < 68; i += 11) {
+    double cx = a[i].as_array()[0].to_number<double>(), cy = a[i].as_array()[1].to_number<double>();
+    EXPECT_NEAR(b[i].as_array()[0].to_number<double>(), (cx - 10) / 2, 0.011);
+    EXPECT_NEAR(b[i].as_array()[1].to_number<double>(), (cy - 20) / 2, 0.011);
+  }
 }

@@ -23,9 +23,9 @@ struct ModelConfig {
   std::int64_t size = 64;                             // S: input crop side
   std::vector<std::int64_t> widths{16, 32, 64, 128};  // channels of the 4 conv blocks
   std::int64_t stages = 2;
-  std::int64_t fc = 256;                              // fc1 width
-  double dropout = 0.5;                               // after each pool
-  std::vector<std::string> labels;                    // emotion classes, output order
+  std::int64_t fc = 256;            // fc1 width
+  double dropout = 0.5;             // after each pool
+  std::vector<std::string> labels;  // emotion classes, output order
 };
 
 // "paper" (S=224, widths 64/128/256/512, 2 stages), "dan" (S=112, same
@@ -43,8 +43,8 @@ void check_config(const ModelConfig& config);
 // What a model file carries besides the weights.
 struct ModelMeta {
   ModelConfig config;
-  Shape mean_shape;          // 68 points in crop pixels (from the training set)
-  double input_mean = 0.5;   // grayscale in [0,1] is normalised (x-mean)/std
+  Shape mean_shape;         // 68 points in crop pixels (from the training set)
+  double input_mean = 0.5;  // grayscale in [0,1] is normalised (x-mean)/std
   double input_std = 0.25;
   boost::json::object training;  // training data summary, recipe, metrics
   std::string version;           // edan version that wrote the file
@@ -77,9 +77,9 @@ class DanStageImpl : public torch::nn::Module {
   // index: 0-based stage number. Throws UsageError on a bad config.
   DanStageImpl(const ModelConfig& config, std::int64_t index);
   struct Output {
-    torch::Tensor offsets;   // [N,68,2]
-    torch::Tensor features;  // [N,fc]
-    torch::Tensor logits;    // [N,C]
+    torch::Tensor offsets;                             // [N,68,2]
+    torch::Tensor features;                            // [N,fc]
+    torch::Tensor logits;                              // [N,C]
     std::map<std::string, torch::Tensor> activations;  // see forward
   };
   // x: [N,1,S,S] (stage 1) or [N,3,S,S] (later stages). The outputs of the

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,24 +19,31 @@ struct PredictOptions {
   std::string model;           // model file; empty = default_model_path()
   std::string device = "cpu";  // cpu, cuda, cuda:N
   int threads = 0;             // LibTorch intra-op threads; 0 = all cores
+  // Records (and video frames) without a "crop" are detected, aligned and
+  // cropped in memory as edan-crop does (edan/detect.hpp):
+  std::string detector = "haar";  // a name of detector_names()
+  bool fallback_full = false;     // no face found: use the whole image
 };
 
 // One face's prediction, landmarks in the model's input frame (S×S pixels).
 struct FacePrediction {
-  int label = 0;               // index into the model's labels
-  std::vector<double> probs;   // softmax over the model's labels, in their order
-  Shape landmarks;             // 68 points of the last stage
+  int label = 0;              // index into the model's labels
+  std::vector<double> probs;  // softmax over the model's labels, in their order
+  Shape landmarks;            // 68 points of the last stage
 };
 
 class Predictor {
  public:
   // Takes a loaded model (load_model) and the device it lives on; puts the
-  // model in eval mode.
-  Predictor(LoadedModel loaded, torch::Device device);
+  // model in eval mode. `options` gives the face detector for records
+  // without a crop (created on first use; UsageError for an unknown name).
+  Predictor(LoadedModel loaded, torch::Device device, PredictOptions options = {});
   // Resolves options: threads (set_threads), device (parse_device: throws
   // FatalError/UsageError), model path (default_model_path when empty), then
   // loads the model (FatalError naming the file).
   static Predictor load(const PredictOptions& options);
+  ~Predictor();
+  Predictor(Predictor&&) noexcept;
 
   const ModelMeta& meta() const { return loaded_.meta; }
   std::int64_t size() const { return loaded_.meta.config.size; }
@@ -45,20 +54,53 @@ class Predictor {
   std::vector<FacePrediction> predict(const torch::Tensor& pixels);
 
   // Annotates each record of a batch in place, with one forward pass for
-  // the batch. The face is the record's "crop" (a grayscale face crop, resized
-  // to S×S when it is another size) when present, otherwise its "image" taken
-  // as an already-cropped face. Each record gains
+  // the batch. The face is
+  //  - the record's "crop" when present (a face crop, resized to S×S when it
+  //    is another size); landmarks are mapped to the crop file's pixels, and
+  //    on to the source image's when the record has edan-crop's geometry
+  //    (crop_transform, crop_size);
+  //  - otherwise its "image", detected, aligned and cropped in memory
+  //    exactly as edan-crop does (its own "landmarks" or "box" define the
+  //    face when present); the largest face is predicted and landmarks are
+  //    in the image's pixels; "pred" also gets "box" ([x, y, w, h] in the
+  //    image) and, when no face was found and fallback_full, "fallback": true.
+  // Each record gains
   //   "pred": {"label": L, "probs": {class: p, ...}, "landmarks": [[x,y]...]}
-  // with the landmarks in the pixel coordinates of the file the record's face
-  // was read from. A record whose face cannot be read gains "error" instead
-  // (naming the file); the others are still predicted. A record without
-  // "crop" or "image" gains an error too.
+  // A record whose face cannot be read or found gains "error" instead
+  // (naming the file); the others are still predicted.
   void annotate(std::vector<Record*>& batch);
 
+  // For video: predicts every face of an 8-bit grayscale frame given as
+  // rows×cols bytes (row-major), largest first. Each result is a record with
+  // "face", "box", "score" and "pred" (landmarks in frame pixels).
+  std::vector<Record> predict_frame(const std::uint8_t* pixels, int rows, int cols);
+
  private:
+  struct Croppers;
+  Croppers& croppers();
   LoadedModel loaded_;
   torch::Device device_;
+  PredictOptions options_;
+  std::unique_ptr<Croppers> croppers_;
 };
+
+// Where predict_video reads frames from.
+struct VideoSource {
+  std::string file;  // a video file OpenCV can read, or
+  int camera = -1;   // a camera index (when file is empty)
+  int every = 1;     // process every K-th frame (1 = all)
+};
+
+// Reads frames from a video file or camera, processes every K-th, and
+// emits one record per face per processed frame, in frame order:
+//   {"video": FILE | "camera": N, "frame": i, "time": seconds, "face": j,
+//    "box": [x, y, w, h], "score": s, "pred": {...}}
+// ("frame" counts from 0 over all frames read; "time" is frame / fps of the
+// source, or seconds since the start when it reports no frame rate). A frame
+// without a face emits nothing. Throws FatalError when the source cannot
+// be opened, UsageError when every < 1.
+void predict_video(Predictor& predictor, const VideoSource& source,
+                   const std::function<void(const Record&)>& emit);
 
 // Adds "pred" to a record: label name, probs by class name (rounded to 6
 // decimals), landmarks (rounded to 0.01 px). Replaces an existing "pred" in
