@@ -11,7 +11,7 @@ pkgs=(
   libdlib-dev libdlib-data
   libgtest-dev googletest bats
   libopenblas0-openmp
-  libpng-dev parallel
+  libpng-dev parallel man-db
   jq
 )
 

@@ -1,5 +1,6 @@
 #include "edan/record.hpp"
 
+#include <charconv>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -36,7 +37,66 @@ Record parse_line(std::string_view line, std::size_t line_no, std::string_view s
   return std::move(v.as_object());
 }
 
-std::string to_line(const Record& r) { return json::serialize(r); }
+namespace {
+// Boost.JSON writes doubles as e.g. 6.3E1; people read 63 or 31.25 more
+// easily, so numbers are written in the shortest round-trip decimal form.
+void write_value(std::string& out, const json::value& v);
+
+void write_object(std::string& out, const json::object& o) {
+  out += '{';
+  bool first = true;
+  for (const auto& kv : o) {
+    if (!first) out += ',';
+    first = false;
+    out += json::serialize(json::string_view(kv.key()));
+    out += ':';
+    write_value(out, kv.value());
+  }
+  out += '}';
+}
+
+void write_value(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_: {
+      double d = v.get_double();
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
+      char buf[64];
+      auto res = std::to_chars(buf, buf + sizeof buf, d);
+      std::string_view text(buf, static_cast<std::size_t>(res.ptr - buf));
+      out += text;
+      // Keep it a JSON number that reads back as a double.
+      if (text.find_first_of(".eEn") == std::string_view::npos) out += ".0";
+      return;
+    }
+    case json::kind::object:
+      write_object(out, v.get_object());
+      return;
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        write_value(out, e);
+      }
+      out += ']';
+      return;
+    }
+    default:
+      out += json::serialize(v);
+  }
+}
+}  // namespace
+
+std::string to_line(const Record& r) {
+  std::string out;
+  out.reserve(256);
+  write_object(out, r);
+  return out;
+}
 
 RecordReader::RecordReader(std::FILE* in, std::string source, std::size_t max_line_bytes)
     : in_(in), source_(std::move(source)), max_line_(max_line_bytes) {}
@@ -82,7 +142,7 @@ namespace {
 }  // namespace
 
 void RecordWriter::write(const Record& r) {
-  std::string s = json::serialize(r);
+  std::string s = to_line(r);
   s.push_back('\n');
   errno = 0;
   if (std::fwrite(s.data(), 1, s.size(), out_) != s.size()) write_failed();

@@ -1,3 +1,4 @@
+bats_require_minimum_version 1.5.0
 # Shared setup for the BATS suites. EDAN_BIN is set by `make cli`.
 : "${EDAN_BIN:=$BATS_TEST_DIRNAME/../../build/bin}"
 EDAN_SRC="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"

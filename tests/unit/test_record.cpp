@@ -71,3 +71,14 @@ TEST(Record_Fields, malformedShapeThrows) {
   EXPECT_THROW(edan::get_number(t, "x"), edan::RecordError);
   EXPECT_FALSE(edan::get_shape(t, "landmarks"));
 }
+
+TEST(Record_ToLine, numbersReadable) {
+  Record r;
+  r["a"] = 63.0;
+  r["b"] = 31.25;
+  r["c"] = 7;
+  r["d"] = 1e-7;
+  r["e"] = std::nan("");
+  r["s"] = "q\"uote";
+  EXPECT_EQ(edan::to_line(r), R"({"a":63.0,"b":31.25,"c":7,"d":1e-07,"e":null,"s":"q\"uote"})");
+}
