@@ -29,7 +29,7 @@ torch::Tensor grad_cam_from_gradients(const torch::Tensor& activations,
   if (activations.dim() != 4 || activations.sizes() != gradients.sizes())
     throw std::invalid_argument("grad_cam: activations and gradients must both be [N,K,h,w]");
   auto alpha = gradients.mean(/*dim=*/{2, 3}, /*keepdim=*/true);  // eq. 3
-  return torch::relu((alpha * activations).sum(/*dim=*/1));      // eq. 4
+  return torch::relu((alpha * activations).sum(/*dim=*/1));       // eq. 4
 }
 
 torch::Tensor grad_cam(const torch::Tensor& activations, const torch::Tensor& scores) {
@@ -59,7 +59,8 @@ std::vector<double> sample_map(const torch::Tensor& map, const Shape& points) {
   out.reserve(points.size());
   for (const auto& p : points) {
     double x = std::clamp(p.x, 0.0, w - 1), y = std::clamp(p.y, 0.0, h - 1);
-    auto x0 = static_cast<std::int64_t>(std::floor(x)), y0 = static_cast<std::int64_t>(std::floor(y));
+    auto x0 = static_cast<std::int64_t>(std::floor(x)),
+         y0 = static_cast<std::int64_t>(std::floor(y));
     auto x1 = std::min<std::int64_t>(x0 + 1, m.size(1) - 1);
     auto y1 = std::min<std::int64_t>(y0 + 1, m.size(0) - 1);
     double fx = x - static_cast<double>(x0), fy = y - static_cast<double>(y0);
@@ -161,8 +162,8 @@ int class_for_record(const Record& r, const std::string& spec,
 
 namespace {
 
-constexpr double kHeatAlpha = 0.5;      // heat colours' weight over the face
-constexpr int kMinVisualSide = 256;     // overlays and grid cells are upscaled to this
+constexpr double kHeatAlpha = 0.5;   // heat colours' weight over the face
+constexpr int kMinVisualSide = 256;  // overlays and grid cells are upscaled to this
 
 // Integer upscale factor that makes an S-pixel image at least kMinVisualSide.
 int visual_scale(std::int64_t size) {
@@ -216,11 +217,11 @@ double round_to(double v, double step) { return std::round(v / step) * step; }
 
 // A face as the model sees it, and how its points map to the file it came from.
 struct FaceInput {
-  cv::Mat pixels;  // S×S 8-bit gray
-  double sx = 1, sy = 1;                // crop file: file pixels per model pixel
-  std::optional<CropGeometry> geometry; // in-memory crop of "image"
-  std::string name;                     // crop or image path (for output names)
-  int face = 0;                         // the record's "face" number
+  cv::Mat pixels;                        // S×S 8-bit gray
+  double sx = 1, sy = 1;                 // crop file: file pixels per model pixel
+  std::optional<CropGeometry> geometry;  // in-memory crop of "image"
+  std::string name;                      // crop or image path (for output names)
+  int face = 0;                          // the record's "face" number
   std::string error;
   Point2 to_file(Point2 q) const {
     if (geometry) return geometry->to_source(q);
@@ -234,10 +235,10 @@ struct FaceInput {
 // once every face is seen) is averaged with bounded memory.
 struct SpillRecord {
   std::int32_t cls = 0;
-  std::vector<float> landmarks;  // 136
-  std::vector<float> activation; // 68
-  std::vector<float> map;        // S*S, max 1
-  std::vector<std::uint8_t> face;// S*S
+  std::vector<float> landmarks;    // 136
+  std::vector<float> activation;   // 68
+  std::vector<float> map;          // S*S, max 1
+  std::vector<std::uint8_t> face;  // S*S
 };
 
 }  // namespace
@@ -348,8 +349,8 @@ void GradCam::annotate(std::vector<Record*>& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     try {
       faces[i] = m.read(*batch[i]);
-      classes[i] = m.fixed_class >= 0 ? m.fixed_class
-                                      : class_for_record(*batch[i], m.opt.cls, m.labels());
+      classes[i] =
+          m.fixed_class >= 0 ? m.fixed_class : class_for_record(*batch[i], m.opt.cls, m.labels());
     } catch (const RecordError& e) {
       faces[i].error = e.what();
     }
@@ -391,9 +392,13 @@ void GradCam::annotate(std::vector<Record*>& batch) {
     for (auto& a : act) a = max > 0 ? a / max : 0.0;
     auto top = rank_landmarks(act, static_cast<std::size_t>(m.opt.top_k));
     // Output names: the face's file path made safe by crop_path (distinct
-    // paths never collide), e.g. DIR/crops/a.png.0.map.png.
+    // paths never collide), then layer and class, so that maps of one face
+    // for other classes or layers never overwrite each other, e.g.
+    // DIR/crops/a.png.0.conv4a.happy.map.png.
+    const std::string& cls = m.labels()[static_cast<std::size_t>(cam.classes[j])];
     std::string stem = crop_path(m.opt.out, f.name, f.face);
     stem.resize(stem.size() - 4);  // ".png"
+    stem += "." + m.opt.layer + "." + cls;
     std::string map_path = stem + ".map.png", overlay_path = stem + ".overlay.png";
     write_map_png16(map_path, map, max);
     cv::Mat overlay = heat_overlay(f.pixels, map, max, scale);
@@ -411,7 +416,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
     }
     json::object g;
     g["layer"] = m.opt.layer;
-    g["class"] = m.labels()[static_cast<std::size_t>(cam.classes[j])];
+    g["class"] = cls;
     g["size"] = s;
     g["max"] = max;
     g["map"] = map_path;
@@ -426,7 +431,8 @@ void GradCam::annotate(std::vector<Record*>& batch) {
     if (m.spill) {
       SpillRecord sr;
       sr.cls = cam.classes[j];
-      for (const auto& q : lm) sr.landmarks.push_back(float(q.x)), sr.landmarks.push_back(float(q.y));
+      for (const auto& q : lm)
+        sr.landmarks.push_back(float(q.x)), sr.landmarks.push_back(float(q.y));
       for (double a : act) sr.activation.push_back(static_cast<float>(a));
       cv::Mat norm;
       map.convertTo(norm, CV_32F, max > 0 ? 1.0 / max : 0.0);
@@ -572,7 +578,9 @@ json::object GradCam::finish() {
       cv::cvtColor(mean_face, face_bgr, cv::COLOR_GRAY2BGR);
       cv::resize(face_bgr, face_bgr, cv::Size(cell, cell), 0, 0, cv::INTER_LINEAR);
       draw_dots(face_bgr, mean_lm, scale, cv::Scalar(160, 160, 160), std::max(1, scale / 3));
-      draw_dots(face_bgr, top_pts, scale, cv::Scalar(0, 0, 255), std::max(2, scale / 2 + 1));
+      // A map that is 0 everywhere ranks nothing: no red dots then.
+      if (max > 0)
+        draw_dots(face_bgr, top_pts, scale, cv::Scalar(0, 0, 255), std::max(2, scale / 2 + 1));
       cv::Mat closest(static_cast<int>(s), static_cast<int>(s), CV_8U);
       std::memcpy(closest.data, c.closest.data(), ss);
       cv::cvtColor(closest, closest_bgr, cv::COLOR_GRAY2BGR);
@@ -599,7 +607,7 @@ json::object GradCam::finish() {
   summary["grid"] = grid_path;
   summary["classes"] = std::move(classes);
   std::string json_path = m.opt.mean + "/means.json";
-  write_file_atomic(json_path, json::serialize(summary) + "\n");
+  write_file_atomic(json_path, to_line(summary) + "\n");
   return summary;
 }
 

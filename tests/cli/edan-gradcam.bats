@@ -61,8 +61,8 @@ setup() {
       ($g.landmark_activation | max)')" = true ]
   map=$(echo "$output" | jq -r .gradcam.map)
   overlay=$(echo "$output" | jq -r .gradcam.overlay)
-  [ "$map" = cams/face.png.0.map.png ]
-  [ "$overlay" = cams/face.png.0.overlay.png ]
+  [ "$map" = "cams/face.png.0.conv4a.$(echo "$output" | jq -r .gradcam.class).map.png" ]
+  [ "$overlay" = "${map%.map.png}.overlay.png" ]
   # The raw map: 16-bit grayscale PNG, S×S; the overlay: RGB, upscaled to 256.
   file "$map" | grep -q '32 x 32, 16-bit grayscale'
   file "$overlay" | grep -q '256 x 256, 8-bit/color RGB'
@@ -84,7 +84,7 @@ setup() {
   edan-gradcam -m model.edan --out a --class happy in.jsonl > a.jsonl
   edan-gradcam -m model.edan --out b --class anger in.jsonl > b.jsonl
   [ "$(jq -c .gradcam.landmark_activation a.jsonl)" != "$(jq -c .gradcam.landmark_activation b.jsonl)" ]
-  ! cmp -s a/face.png.0.map.png b/face.png.0.map.png
+  ! cmp -s a/face.png.0.conv4a.happy.map.png b/face.png.0.conv4a.anger.map.png
 }
 
 @test "stdin via - and via nothing; bare image paths with --detector none" {
@@ -132,6 +132,15 @@ EOF
         ($a[$i].gradcam.landmark_activation[$k] - $b[$i].gradcam.landmark_activation[$k]) | fabs] | max < 1e-3')" = true ]
   # Distinct faces, distinct files.
   [ "$(jq -r .gradcam.map b3.jsonl | sort -u | wc -l)" -eq 3 ]
+}
+
+@test "maps of one face for other classes or layers get their own files" {
+  for l in happy sad; do echo "{\"crop\":\"face.png\",\"label\":\"$l\"}"; done > in.jsonl
+  edan-gradcam -m model.edan --out cams --class label in.jsonl > a.jsonl
+  edan-gradcam -m model.edan --out cams --class label --layer conv4b in.jsonl >> a.jsonl
+  [ "$(jq -r .gradcam.map a.jsonl | tr '\n' ' ')" = \
+    "cams/face.png.0.conv4a.happy.map.png cams/face.png.0.conv4a.sad.map.png cams/face.png.0.conv4b.happy.map.png cams/face.png.0.conv4b.sad.map.png " ]
+  [ "$(ls cams | wc -l)" -eq 8 ]
 }
 
 @test "--mean writes a map per class, the grid and a summary" {

@@ -49,8 +49,8 @@ edan::EmotionalDan bright_dark_model() {
   for (auto& b : model->named_buffers())
     if (b.key().find("running_var") != std::string::npos) b.value().fill_(1);
   auto stage = model->stage(0);
-  for (const char* name : {"conv1a", "conv1b", "conv2a", "conv2b", "conv3a", "conv3b", "conv4a",
-                           "conv4b"}) {
+  for (const char* name :
+       {"conv1a", "conv1b", "conv2a", "conv2b", "conv3a", "conv3b", "conv4a", "conv4b"}) {
     auto w = stage->conv(name)->weight;
     if (std::string(name) == "conv1a") {
       w[0][0][1][1] = 1;
@@ -213,7 +213,7 @@ TEST(GradCam_ModelGradCam, classSpecificOnARandomModel) {
 }
 
 TEST(GradCam_ClassForRecord, predLabelAndNames) {
-  const std::vector<std::string> seven{"neutral", "happy", "sad", "surprise",
+  const std::vector<std::string> seven{"neutral", "happy",   "sad",  "surprise",
                                        "fear",    "disgust", "anger"};
   const std::vector<std::string> three{"negative", "positive", "neutral"};
   edan::Record r{{"label", "HA"}};

@@ -55,10 +55,10 @@ std::vector<int> rank_landmarks(const std::vector<double>& activation, std::size
 
 // Grad-CAM of a whole batch through the model.
 struct GradCamBatch {
-  torch::Tensor maps;       // [N,S,S] float32, CPU, crop frame, >= 0
-  torch::Tensor logits;     // [N,C] float32, CPU
-  torch::Tensor landmarks;  // [N,68,2] float32, CPU, last stage, crop pixels
-  std::vector<int> classes; // the class each map is for
+  torch::Tensor maps;        // [N,S,S] float32, CPU, crop frame, >= 0
+  torch::Tensor logits;      // [N,C] float32, CPU
+  torch::Tensor landmarks;   // [N,68,2] float32, CPU, last stage, crop pixels
+  std::vector<int> classes;  // the class each map is for
 };
 // images: [N,1,S,S] normalised (normalise_images), on the model's device.
 // classes: one per image, an index into the model's labels, or -1 for the
