@@ -31,28 +31,30 @@ edan::ModelConfig tiny_config(std::int64_t stages) {
   return c;
 }
 
-// A one-stage S=32 model with hand-set weights: conv4a channel 0 = ReLU(x)
-// and channel 1 = ReLU(-x) (x the normalised image, pooled 8× to 4×4);
-// conv4b copies them; logit 0 = sum of the pooled channel 0, logit 1 = sum
-// of the pooled channel 1, the other logits 0.
-edan::EmotionalDan bright_dark_model() {
-  auto c = tiny_config(1);
+// An S=32 model with hand-set weights. In its last stage, conv4a channel 0
+// = ReLU(x) and channel 1 = ReLU(-x) (x the normalised image, pooled 8× to
+// 4×4); conv4b copies them; logit 0 = sum of the pooled channel 0, logit 1 =
+// sum of the pooled channel 1, the other logits 0. With two stages, stage 1
+// only outputs the mean shape shifted by (shift, 0), so that stage 2 sees the
+// image warped by the translation (-shift, 0).
+edan::EmotionalDan bright_dark_model(std::int64_t stages = 1, double shift = 0) {
+  auto c = tiny_config(stages);
   c.widths = {2, 2, 2, 2};
   c.fc = 2;
   edan::EmotionalDan model(c, test_shape(32));
   torch::NoGradGuard no_grad;
   for (auto& p : model->named_parameters()) {
     p.value().zero_();
-    if (p.key().find(".bn") != std::string::npos && p.key().find(".weight") != std::string::npos)
+    if (p.key().find("bn") != std::string::npos && p.key().find(".weight") != std::string::npos)
       p.value().fill_(1);
   }
   for (auto& b : model->named_buffers())
     if (b.key().find("running_var") != std::string::npos) b.value().fill_(1);
-  auto stage = model->stage(0);
+  auto stage = model->stage(stages - 1);
   for (const char* name :
        {"conv1a", "conv1b", "conv2a", "conv2b", "conv3a", "conv3b", "conv4a", "conv4b"}) {
     auto w = stage->conv(name)->weight;
-    if (std::string(name) == "conv1a") {
+    if (std::string(name) == "conv1a") {  // channel 0 of the input: the image
       w[0][0][1][1] = 1;
       w[1][0][1][1] = -1;
     } else {
@@ -61,12 +63,14 @@ edan::EmotionalDan bright_dark_model() {
     }
   }
   auto params = model->named_parameters();
-  auto fc1 = params["stage1.fc1.weight"];  // [2, 2*2*2], input flattened [c][y][x]
+  const std::string last = "stage" + std::to_string(stages);
+  auto fc1 = params[last + ".fc1.weight"];  // [2, 2*2*2], input flattened [c][y][x]
   fc1[0].slice(0, 0, 4).fill_(1);
   fc1[1].slice(0, 4, 8).fill_(1);
-  auto emo = params["stage1.emotion.weight"];  // [7, 2]
+  auto emo = params[last + ".emotion.weight"];  // [7, 2]
   emo[0][0] = 1;
   emo[1][1] = 1;
+  if (stages > 1) params["stage1.landmarks.bias"].view({68, 2}).select(1, 0).fill_(shift);
   model->eval();
   return model;
 }
@@ -174,6 +178,30 @@ TEST(GradCam_ModelGradCam, syntheticModelPutsTheMapWhereTheLogitLooks) {
   EXPECT_EQ(cam.classes, (std::vector<int>{0, 1, 2}));
   // The landmarks head is zero: the landmarks are the mean shape.
   EXPECT_TRUE(torch::allclose(cam.landmarks[0], model->mean_shape().cpu()));
+}
+
+TEST(GradCam_ModelGradCam, laterStageMapsAreMappedBackToTheCrop) {
+  // Stage 1 says the face is 8 px right of the mean shape, so stage 2 sees
+  // the image moved 8 px left: its bright cells are conv4a's column 0 only,
+  // and its map (before mapping back) is non-zero for x <= 11. Mapped back
+  // (+8 px), the map covers x = 8..19 and rows 0..19 of the crop: over the
+  // bright quadrant's right half, 0 left of x = 8 (outside stage 2's view)
+  // and right of x = 19. Mapped the wrong way it would cover x = 0..3.
+  auto model = bright_dark_model(/*stages=*/2, /*shift=*/8);
+  auto cam = edan::model_grad_cam(model, bright_dark_image(), "conv4a", {0});
+  using torch::indexing::Slice;
+  auto m = cam.maps[0];
+  EXPECT_GT(m.index({Slice(0, 16), Slice(8, 16)}).min().item<float>(), 0) << m;
+  // "0" up to float rounding: the transform estimated in float32 is a
+  // translation only to ~1e-7, which bilinear sampling lets leak.
+  const float tol = 1e-5f * m.max().item<float>();
+  EXPECT_LT(m.index({Slice(), Slice(0, 8)}).abs().max().item<float>(), tol) << m;
+  EXPECT_LT(m.index({Slice(), Slice(20, 32)}).abs().max().item<float>(), tol) << m;
+  EXPECT_LT(m.index({Slice(20, 32)}).abs().max().item<float>(), tol) << m;
+  // The last stage's landmarks: stage 1's (mean + 8 px), mapped back.
+  auto expected = model->mean_shape().cpu().clone();
+  expected.select(1, 0).add_(8);
+  EXPECT_TRUE(torch::allclose(cam.landmarks[0], expected, 1e-4, 1e-3));
 }
 
 TEST(GradCam_ModelGradCam, classSpecificOnARandomModel) {
