@@ -6,6 +6,9 @@ load helpers
 # A 32×32 grayscale cartoon face PNG (167 bytes): bright oval, dark eyes and mouth.
 PNG_B64='iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAAAAABWESUoAAAAbklEQVR42tXTwQ3AIAgFUMbxzBAd9q/RxdoYpEUhSNJL/4nIizEq1JJQDaAnBNC4ACYrAHxBQV/FLgAiQWFfRAEw8+hI+QBZHEJLA5wdJtBz3rGH+CNYr7LyFscrZdA88PGXy391Phf5ZG3MppsLfXuiWCtPN/0AAAAASUVORK5CYII='
 
+# Another face (bigger eyes, round mouth), for a second set of landmarks.
+PNG2_B64='iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAAAAABWESUoAAAAZklEQVR42mMQIQAYqKzgBAzgUHDiBKYKBqzSSEpIUHDiBFYVDDjloSqIVgASkJOTg0pBWWgK5ORgKmAsUk3A7ojhqUADBLApEEFIw5WIkKZABEMB9hSFpp+0NEkwVRORL+iRN7EAADCEYGjEKdCtAAAAAElFTkSuQmCC'
+
 setup() {
   TMP="$BATS_TEST_TMPDIR"
   cd "$TMP"
@@ -170,6 +173,18 @@ EOF
   [ "$status" -eq 0 ]
   # One face is its own mean: distance 0 <= 0.
   [ "$(jq -c '[.faces, .frontal]' means/means.json)" = '[1,1]' ]
+  # Two different faces: neither has its eye corners exactly at the mean.
+  echo "$PNG2_B64" | base64 -d > face2.png
+  echo '{"crop":"face2.png","label":"happy"}' >> in.jsonl
+  run --separate-stderr edan-gradcam -m model.edan --out cams --mean m0 --class label \
+    --frontal-eps 0 in.jsonl
+  [ "$status" -eq 0 ]
+  [ "$(jq -c '[.faces, .frontal, .classes.happy.frontal]' m0/means.json)" = '[2,0,0]' ]
+  [ ! -e m0/happy.png ]
+  [ -f m0/grid.png ]
+  run --separate-stderr edan-gradcam -m model.edan --out cams --mean m1 --class label \
+    --frontal-eps 1000 in.jsonl
+  [ "$(jq -c '[.faces, .frontal, .frontal_eps]' m1/means.json)" = '[2,2,1000.0]' ]
 }
 
 @test "piping into edan-auoverlap gives the per-layer report" {
