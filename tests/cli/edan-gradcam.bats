@@ -205,3 +205,16 @@ EOF
   [ "$status" -eq 3 ]
   [[ "$output" == *nowhere.edan* ]]
 }
+
+@test "the man page's jq example ranks faces by their mouth-corner activation" {
+  echo "$PNG2_B64" | base64 -d > face2.png
+  printf '{"crop":"face.png"}\n{"crop":"face2.png"}\n' > crops.jsonl
+  run sh -c "edan-gradcam -m model.edan --out cams crops.jsonl |
+    jq -r '[.gradcam.landmark_activation[48], .gradcam.overlay] | @tsv' | sort -rn | head"
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | wc -l)" -eq 2 ]
+  for f in $(echo "$output" | cut -f2); do [ -f "$f" ]; done
+  first=$(echo "$output" | head -1 | cut -f1)
+  last=$(echo "$output" | tail -1 | cut -f1)
+  [ "$(jq -n "$first >= $last")" = true ]
+}
