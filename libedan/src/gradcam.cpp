@@ -256,6 +256,7 @@ struct GradCam::Impl {
   std::size_t faces = 0;
   double eye_sum[4] = {0, 0, 0, 0};
   std::vector<std::size_t> per_class_faces;
+  std::vector<std::size_t> per_class_zero;  // faces whose map is 0 everywhere
 
   ~Impl() {
     if (spill) std::fclose(spill);
@@ -296,6 +297,7 @@ GradCam::GradCam(const GradCamOptions& options) : impl_(std::make_unique<Impl>()
     m.spill = std::tmpfile();
     if (!m.spill) throw FatalError("--mean: cannot create a temporary file");
     m.per_class_faces.assign(m.labels().size(), 0);
+    m.per_class_zero.assign(m.labels().size(), 0);
   }
 }
 
@@ -443,6 +445,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
       m.eye_sum[2] += lm[45].x, m.eye_sum[3] += lm[45].y;
       ++m.faces;
       ++m.per_class_faces[static_cast<std::size_t>(sr.cls)];
+      if (max <= 0) ++m.per_class_zero[static_cast<std::size_t>(sr.cls)];
     }
   }
 }
@@ -542,6 +545,10 @@ json::object GradCam::finish() {
     json::object row;
     row["faces"] = m.per_class_faces[k];
     row["frontal"] = c.n;
+    // A map that is 0 everywhere (the class's logit only falls with the
+    // layer's activations) ranks no landmark: worth knowing before reading
+    // an overlap figure.
+    row["zero_maps"] = m.per_class_zero[k];
     total_frontal += c.n;
     cv::Rect label_rect(0, static_cast<int>(k) * cell, label_w, cell);
     cv::putText(grid, name, {6, label_rect.y + cell / 2}, cv::FONT_HERSHEY_SIMPLEX, 0.6,

@@ -162,6 +162,9 @@ EOF
   [ "$(jq -c '[.faces, .frontal, .classes.happy.frontal, .classes.sad.frontal, .classes.anger.frontal]' \
       means/means.json)" = '[4,4,2,2,0]' ]
   [ "$(jq '.classes.happy.top_landmarks | length' means/means.json)" -eq 10 ]
+  # zero_maps counts the faces whose map is 0 everywhere.
+  [ "$(jq -s '[.[] | select(.label == "happy" and .gradcam.max == 0)] | length' <<< "$output")" = \
+    "$(jq '.classes.happy.zero_maps' means/means.json)" ]
   # Identical faces: the mean of the class is each face's map.
   [ "$(jq '.classes.happy.closest_distance < 1e-3' means/means.json)" = true ]
 }
