@@ -350,33 +350,6 @@ cv::Mat warp_crop(const cv::Mat& gray, const CropGeometry& g) {
   return out;
 }
 
-std::optional<CropGeometry> get_crop_geometry(const Record& r) {
-  auto it = r.find("crop_transform");
-  auto size = get_number(r, "crop_size");
-  if (it == r.end() || !size) return std::nullopt;
-  const json::array* a = it->value().if_array();
-  if (!a || a->size() != 4) throw RecordError("crop_transform: expected [a, b, tx, ty]");
-  double v[4];
-  for (std::size_t i = 0; i < 4; ++i) {
-    const json::value& x = (*a)[i];
-    if (!x.is_number()) throw RecordError("crop_transform: expected 4 numbers");
-    v[i] = x.to_number<double>();
-    if (!std::isfinite(v[i])) throw RecordError("crop_transform: not finite");
-  }
-  if (*size < 1 || *size != std::floor(*size))
-    throw RecordError("crop_size: expected a positive integer");
-  CropGeometry g;
-  g.to_crop = {v[0], v[1], v[2], v[3]};
-  g.size = static_cast<int>(*size);
-  if (g.to_crop.scale() == 0) throw RecordError("crop_transform: singular");
-  return g;
-}
-
-void set_crop_geometry(Record& r, const CropGeometry& g) {
-  r["crop_transform"] = json::array{g.to_crop.a, g.to_crop.b, g.to_crop.tx, g.to_crop.ty};
-  r["crop_size"] = g.size;
-}
-
 // --- cropper ----------------------------------------------------------------
 
 FaceCropper::FaceCropper(const CropOptions& opt, std::shared_ptr<const Landmarker> landmarker)

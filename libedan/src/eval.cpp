@@ -212,6 +212,9 @@ struct Evaluator::Impl {
     std::optional<Shape> truth, guess;
     try {
       truth = get_shape(r, "landmarks");
+      // A crop record's landmarks are in crop pixels, its prediction in the
+      // source image's (edan-predict maps them back): compare in the source.
+      if (auto geometry = get_crop_geometry(r)) truth = geometry->to_source(*truth);
     } catch (const RecordError&) {
       return "bad_truth";
     }

@@ -150,6 +150,20 @@ EOF
   echo "$output" | jq -e '.landmarks.inter_ocular.failure_rate == 0.5'
 }
 
+@test "landmarks of a crop record are compared in the source image's pixels" {
+  # The crop is the source scaled by 2 (crop_transform [2,0,0,0]): truth in
+  # crop pixels is twice the source; a prediction equal to truth/2 is exact,
+  # one shifted by 0.9 source px has inter-ocular NME 0.9/9 = 0.1.
+  jq -nc '[range(68)] | map([., 0]) as $t
+          | ({landmarks: ($t | map([.[0] * 2, 0])), crop_transform: [2, 0, 0, 0], crop_size: 200,
+              pred: {landmarks: $t}},
+             {landmarks: ($t | map([.[0] * 2, 0])), crop_transform: [2, 0, 0, 0], crop_size: 200,
+              pred: {landmarks: ($t | map([.[0] + 0.9, 0]))}})' > c.jsonl
+  run edan-eval c.jsonl
+  [ "$status" -eq 0 ]
+  echo "$output" | jq -e '(.landmarks.inter_ocular.mean_nme - 0.05 | fabs) < 1e-12'
+}
+
 @test "--plots writes PNG figures; -o writes the summary to a file" {
   good_preds > p.jsonl
   run edan-eval --group-by dataset --plots figs -o summary.json p.jsonl

@@ -106,14 +106,6 @@ class Landmarker {
 
 // --- crop geometry ----------------------------------------------------------
 
-// Source -> crop similarity and the crop's side.
-struct CropGeometry {
-  Similarity to_crop;
-  int size = 0;
-  Point2 to_source(Point2 p) const { return to_crop.inverse().apply(p); }
-  Shape to_source(const Shape& s) const { return to_crop.inverse().apply(s); }
-  Shape crop_points(const Shape& s) const { return to_crop.apply(s); }
-};
 
 // The canonical template: 68 points, only 27..47 used for alignment, in
 // crop pixels of an S x S crop. The other points are an average face, for
@@ -135,11 +127,6 @@ FaceBox dlib_box_for(const CropGeometry& g);
 // (no aliasing). Returns an 8-bit size x size image.
 cv::Mat warp_crop(const cv::Mat& gray, const CropGeometry& g);
 
-// crop_transform / crop_size of a record, if both are present. Throws
-// RecordError when present but malformed.
-std::optional<CropGeometry> get_crop_geometry(const Record& r);
-// Writes "crop_transform": [a, b, tx, ty] and "crop_size": S.
-void set_crop_geometry(Record& r, const CropGeometry& g);
 
 // --- the cropper ----------------------------------------------------------
 

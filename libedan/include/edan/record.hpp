@@ -82,4 +82,11 @@ std::optional<double> get_number(const Record& r, std::string_view key);
 std::optional<Shape> get_shape(const Record& r, std::string_view key);
 boost::json::array shape_to_json(const Shape& s);
 
+// crop_transform / crop_size of a record, if both are present. Throws
+// RecordError when present but malformed.
+std::optional<CropGeometry> get_crop_geometry(const Record& r);
+// Writes "crop_transform": [a, b, tx, ty] and "crop_size": S.
+void set_crop_geometry(Record& r, const CropGeometry& g);
+
+
 }  // namespace edan

@@ -61,6 +61,16 @@ const std::array<int, 68>& mirror_indices();
 // for pixel-centre coordinates) and reorders points so left stays left.
 Shape mirror_shape(const Shape& s, double width);
 
+// Where a face crop lies in its source image: the source -> crop similarity
+// and the crop's side (records carry it as crop_transform and crop_size).
+struct CropGeometry {
+  Similarity to_crop;
+  int size = 0;
+  Point2 to_source(Point2 p) const { return to_crop.inverse().apply(p); }
+  Shape to_source(const Shape& s) const { return to_crop.inverse().apply(s); }
+  Shape crop_points(const Shape& s) const { return to_crop.apply(s); }
+};
+
 // Axis-aligned bounding box of a shape: {min_x, min_y, max_x, max_y}.
 std::array<double, 4> bounding_box(const Shape& s);
 
