@@ -806,7 +806,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const boost::json::obj
 void write_log(const std::string& path, const boost::json::array& log) {
   if (path.empty()) return;
   std::string text;
-  for (const auto& v : log) text += boost::json::serialize(v) + "\n";
+  for (const auto& v : log)
+    text += (v.is_object() ? to_line(v.get_object()) : boost::json::serialize(v)) + "\n";
   write_file_atomic(path, text);
 }
 }  // namespace
