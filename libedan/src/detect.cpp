@@ -350,6 +350,47 @@ cv::Mat warp_crop(const cv::Mat& gray, const CropGeometry& g) {
   return out;
 }
 
+// --- faces for a model ------------------------------------------------------
+
+cv::Mat resize_to_square(const cv::Mat& gray, int size) {
+  if (gray.cols == size && gray.rows == size) return gray.isContinuous() ? gray : gray.clone();
+  cv::Mat out;
+  bool shrink = gray.cols > size || gray.rows > size;
+  cv::resize(gray, out, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+  return out;
+}
+
+Shape FaceInput::to_output(Shape s, double model_size) const {
+  for (auto& q : s)
+    q = {(q.x + 0.5) * frame_size_x / model_size - 0.5,
+         (q.y + 0.5) * frame_size_y / model_size - 0.5};
+  return geometry ? geometry->to_source(s) : s;
+}
+
+FaceInput read_face(const Record& r, int size, FaceCropper* cropper) {
+  FaceInput f;
+  if (auto crop = get_string(r, "crop")) {
+    cv::Mat gray = read_gray(*crop);
+    f.pixels = resize_to_square(gray, size);
+    f.geometry = get_crop_geometry(r);
+    f.frame_size_x = f.geometry ? f.geometry->size : gray.cols;
+    f.frame_size_y = f.geometry ? f.geometry->size : gray.rows;
+    return f;
+  }
+  auto image = get_string(r, "image");
+  if (!image) throw RecordError("no \"crop\" or \"image\" field");
+  if (!cropper) throw std::logic_error("read_face: a record without a crop needs a cropper");
+  auto found = cropper->crop(r);
+  if (found.empty()) throw RecordError(*image + ": no face found");
+  Face& face = found.front();  // largest first
+  f.pixels = resize_to_square(face.crop, size);
+  f.geometry = face.geometry;
+  f.frame_size_x = f.frame_size_y = face.geometry.size;
+  f.box = face.box;
+  f.fallback = face.fallback;
+  return f;
+}
+
 // --- cropper ----------------------------------------------------------------
 
 FaceCropper::FaceCropper(const CropOptions& opt, std::shared_ptr<const Landmarker> landmarker)

@@ -215,18 +215,12 @@ cv::Mat tensor_to_mat(const torch::Tensor& map) {  // [H,W] float32 CPU contiguo
 
 double round_to(double v, double step) { return std::round(v / step) * step; }
 
-// A face as the model sees it, and how its points map to the file it came from.
-struct FaceInput {
-  cv::Mat pixels;                        // S×S 8-bit gray
-  double sx = 1, sy = 1;                 // crop file: file pixels per model pixel
-  std::optional<CropGeometry> geometry;  // in-memory crop of "image"
-  std::string name;                      // crop or image path (for output names)
-  int face = 0;                          // the record's "face" number
+// A record's face (edan/detect.hpp read_face) and what names its outputs.
+struct GradFace {
+  FaceInput in;
+  std::string name;  // crop or image path (for output names)
+  int face = 0;      // the record's "face" number
   std::string error;
-  Point2 to_file(Point2 q) const {
-    if (geometry) return geometry->to_source(q);
-    return {(q.x + 0.5) * sx - 0.5, (q.y + 0.5) * sy - 0.5};
-  }
 };
 
 // --- the spill file of --mean -------------------------------------------------------
@@ -264,7 +258,7 @@ struct GradCam::Impl {
   std::int64_t size() const { return loaded.meta.config.size; }
   const std::vector<std::string>& labels() const { return loaded.meta.config.labels; }
 
-  FaceInput read(const Record& r);
+  GradFace read(const Record& r);
   void spill_write(const SpillRecord& s);
   bool spill_read(SpillRecord& s);
 };
@@ -307,36 +301,18 @@ GradCam::GradCam(GradCam&&) noexcept = default;
 std::int64_t GradCam::size() const { return impl_->size(); }
 const std::vector<std::string>& GradCam::labels() const { return impl_->labels(); }
 
-FaceInput GradCam::Impl::read(const Record& r) {
-  FaceInput f;
-  const int s = static_cast<int>(size());
-  if (auto crop = get_string(r, "crop")) {
-    f.name = *crop;
-    cv::Mat gray = read_gray(*crop);
-    if (gray.cols == s && gray.rows == s)
-      f.pixels = gray;
-    else
-      cv::resize(gray, f.pixels, cv::Size(s, s), 0, 0,
-                 gray.cols > s || gray.rows > s ? cv::INTER_AREA : cv::INTER_LINEAR);
-    f.sx = static_cast<double>(gray.cols) / s;
-    f.sy = static_cast<double>(gray.rows) / s;
-  } else if (auto image = get_string(r, "image")) {
-    f.name = *image;
-    if (!cropper) {
-      CropOptions co;
-      co.detector = opt.detector;
-      co.size = s;
-      co.fallback_full = opt.fallback_full;
-      cropper = std::make_unique<FaceCropper>(co);
-    }
-    auto faces = cropper->crop(r);
-    if (faces.empty()) throw RecordError(*image + ": no face found");
-    f.pixels = faces.front().crop;
-    f.geometry = faces.front().geometry;
-  } else {
-    throw RecordError("no \"crop\" or \"image\" field");
+GradFace GradCam::Impl::read(const Record& r) {
+  const bool has_crop = r.contains("crop");
+  if (!has_crop && !cropper) {
+    CropOptions co;
+    co.detector = opt.detector;
+    co.size = static_cast<int>(size());
+    co.fallback_full = opt.fallback_full;
+    cropper = std::make_unique<FaceCropper>(co);
   }
-  if (!f.pixels.isContinuous()) f.pixels = f.pixels.clone();
+  GradFace f;
+  f.in = read_face(r, static_cast<int>(size()), has_crop ? nullptr : cropper.get());
+  f.name = get_string(r, has_crop ? "crop" : "image").value_or("");
   if (auto face = get_number(r, "face")) f.face = static_cast<int>(*face);
   return f;
 }
@@ -344,7 +320,7 @@ FaceInput GradCam::Impl::read(const Record& r) {
 void GradCam::annotate(std::vector<Record*>& batch) {
   auto& m = *impl_;
   const std::int64_t s = m.size();
-  std::vector<FaceInput> faces(batch.size());
+  std::vector<GradFace> faces(batch.size());
   std::vector<int> classes(batch.size(), -1);
   // Faces are read one after the other: the in-memory cropper is not
   // thread-safe, and decoding is small next to the backward pass.
@@ -370,7 +346,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
   std::vector<int> live_classes;
   for (std::size_t j = 0; j < live.size(); ++j) {
     std::memcpy(pixels[static_cast<std::int64_t>(j)].data_ptr<std::uint8_t>(),
-                faces[live[j]].pixels.data, static_cast<std::size_t>(s * s));
+                faces[live[j]].in.pixels.data, static_cast<std::size_t>(s * s));
     live_classes.push_back(classes[live[j]]);
   }
   auto x = normalise_images(pixels.to(torch::kFloat32).div_(255.0), m.loaded.meta).to(m.device);
@@ -380,7 +356,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
   for (std::size_t j = 0; j < live.size(); ++j) {
     const auto jj = static_cast<std::int64_t>(j);
     Record& r = *batch[live[j]];
-    const FaceInput& f = faces[live[j]];
+    const GradFace& f = faces[live[j]];
     cv::Mat map = tensor_to_mat(cam.maps[jj]);
     double max = 0;
     cv::minMaxLoc(map, nullptr, &max);
@@ -403,7 +379,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
     stem += "." + m.opt.layer + "." + cls;
     std::string map_path = stem + ".map.png", overlay_path = stem + ".overlay.png";
     write_map_png16(map_path, map, max);
-    cv::Mat overlay = heat_overlay(f.pixels, map, max, scale);
+    cv::Mat overlay = heat_overlay(f.in.pixels, map, max, scale);
     draw_dots(overlay, lm, scale, cv::Scalar(255, 255, 255), std::max(1, scale / 2));
     write_file_atomic(overlay_path, encode_png(overlay, overlay_path));
 
@@ -412,8 +388,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
       for (std::int64_t k = 0; k < probs.size(1); ++k)
         p[static_cast<std::size_t>(k)] = probs[jj][k].item<double>();
       int label = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
-      Shape file_lm;
-      for (const auto& q : lm) file_lm.push_back(f.to_file(q));
+      Shape file_lm = f.in.to_output(lm, static_cast<double>(s));
       set_prediction(r, m.labels(), label, p, file_lm);
     }
     json::object g;
@@ -439,7 +414,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
       cv::Mat norm;
       map.convertTo(norm, CV_32F, max > 0 ? 1.0 / max : 0.0);
       sr.map.assign(norm.ptr<float>(), norm.ptr<float>() + s * s);
-      sr.face.assign(f.pixels.data, f.pixels.data + s * s);
+      sr.face.assign(f.in.pixels.data, f.in.pixels.data + s * s);
       m.spill_write(sr);
       m.eye_sum[0] += lm[36].x, m.eye_sum[1] += lm[36].y;
       m.eye_sum[2] += lm[45].x, m.eye_sum[3] += lm[45].y;

@@ -21,32 +21,6 @@ namespace edan {
 
 namespace {
 
-// A record's face, read and resized to the model's input (S×S), and how to
-// map model-frame points back to the file the record names.
-struct FaceInput {
-  cv::Mat pixels;                             // S×S, 8-bit gray
-  double frame_size_x = 0, frame_size_y = 0;  // the crop frame the model frame scales to
-  std::optional<CropGeometry> geometry;       // crop frame -> source image
-  std::optional<FaceBox> box;                 // detected here (records without a crop)
-  bool fallback = false;
-  std::string error;
-
-  Shape to_output(Shape s, double model_size) const {
-    for (auto& q : s)
-      q = {(q.x + 0.5) * frame_size_x / model_size - 0.5,
-           (q.y + 0.5) * frame_size_y / model_size - 0.5};
-    return geometry ? geometry->to_source(s) : s;
-  }
-};
-
-cv::Mat resize_to(const cv::Mat& gray, int s) {
-  if (gray.cols == s && gray.rows == s) return gray.isContinuous() ? gray : gray.clone();
-  cv::Mat out;
-  bool shrink = gray.cols > s || gray.rows > s;
-  cv::resize(gray, out, cv::Size(s, s), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
-  return out;
-}
-
 // Dividing by the exact power of ten (rather than multiplying by the step)
 // gives the double nearest the decimal, which prints short: 0.135531, not
 // 0.13553099999999998.
@@ -176,6 +150,7 @@ void Predictor::annotate(std::vector<Record*>& batch) {
   const std::int64_t s = size();
   const int si = static_cast<int>(s);
   std::vector<FaceInput> faces(batch.size());
+  std::vector<std::string> errors(batch.size());
   bool detect = false;
   for (auto* r : batch) detect = detect || !r->contains("crop");
   Croppers* pool = detect ? &croppers() : nullptr;
@@ -184,45 +159,32 @@ void Predictor::annotate(std::vector<Record*>& batch) {
   at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       const Record& r = *batch[static_cast<std::size_t>(i)];
-      FaceInput& f = faces[static_cast<std::size_t>(i)];
       try {
-        if (auto crop = get_string(r, "crop")) {
-          cv::Mat gray = read_gray(*crop);
-          f.pixels = resize_to(gray, si);
-          f.geometry = get_crop_geometry(r);
-          f.frame_size_x = f.geometry ? f.geometry->size : gray.cols;
-          f.frame_size_y = f.geometry ? f.geometry->size : gray.rows;
+        if (r.contains("crop")) {
+          faces[static_cast<std::size_t>(i)] = read_face(r, si, nullptr);
         } else {
           auto cropper = pool->take();
           try {
-            auto found = cropper->crop(r);
-            pool->give(std::move(cropper));
-            if (found.empty()) throw RecordError("no face found");
-            Face& face = found.front();  // largest first
-            f.pixels = resize_to(face.crop, si);
-            f.geometry = face.geometry;
-            f.frame_size_x = f.frame_size_y = face.geometry.size;
-            f.box = face.box;
-            f.fallback = face.fallback;
+            faces[static_cast<std::size_t>(i)] = read_face(r, si, cropper.get());
           } catch (...) {
-            if (cropper) pool->give(std::move(cropper));
+            pool->give(std::move(cropper));
             throw;
           }
+          pool->give(std::move(cropper));
         }
       } catch (const std::exception& e) {
-        f.error = e.what();
-        if (f.error.empty()) f.error = "cannot read the face";
+        errors[static_cast<std::size_t>(i)] = *e.what() ? e.what() : "cannot read the face";
       }
     }
   });
   std::vector<std::size_t> live;
   std::vector<const cv::Mat*> pixels;
   for (std::size_t i = 0; i < faces.size(); ++i) {
-    if (faces[i].error.empty()) {
+    if (errors[i].empty()) {
       live.push_back(i);
       pixels.push_back(&faces[i].pixels);
     } else {
-      set_error(*batch[i], faces[i].error);
+      set_error(*batch[i], errors[i]);
     }
   }
   if (live.empty()) return;
@@ -255,7 +217,7 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
   const int si = static_cast<int>(size());
   std::vector<cv::Mat> crops;
   std::vector<const cv::Mat*> pixels;
-  for (const auto& f : found) crops.push_back(resize_to(f.crop, si));
+  for (const auto& f : found) crops.push_back(resize_to_square(f.crop, si));
   for (const auto& c : crops) pixels.push_back(&c);
   auto preds = predict(to_pixels(pixels, size()));
   for (std::size_t i = 0; i < found.size(); ++i) {

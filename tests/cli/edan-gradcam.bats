@@ -221,3 +221,15 @@ EOF
   last=$(echo "$output" | tail -1 | cut -f1)
   [ "$(jq -n "$first >= $last")" = true ]
 }
+
+@test "the pred it adds is edan-predict's: landmarks mapped through the crop geometry" {
+  # The crop is the source image scaled by 2: pred landmarks are in source pixels.
+  echo '{"image":"src.png","crop":"face.png","crop_transform":[2,0,0,0],"crop_size":32}' > in.jsonl
+  run edan-gradcam -m model.edan --out cams -q in.jsonl
+  [ "$status" -eq 0 ]
+  got=$(echo "$output" | jq -c '.pred')
+  run edan-predict -m model.edan -q in.jsonl
+  [ "$status" -eq 0 ]
+  want=$(echo "$output" | jq -c '.pred')
+  [ "$got" = "$want" ] || { echo "gradcam: $got"; echo "predict: $want"; return 1; }
+}

@@ -185,6 +185,32 @@ class FaceCropper {
   std::shared_ptr<const Landmarker> landmarker_;
 };
 
+// A record's face as a model sees it (pixels resized to its input side) and
+// how model-frame points map back to the image the record names.
+struct FaceInput {
+  cv::Mat pixels;                             // size×size, 8-bit gray, continuous
+  double frame_size_x = 0, frame_size_y = 0;  // the crop frame the model frame scales to
+  std::optional<CropGeometry> geometry;       // crop frame -> source image
+  std::optional<FaceBox> box;                 // detected here (records without a crop)
+  bool fallback = false;                      // no face found: the whole image
+  // Model-frame points (model_size×model_size) -> the record's image pixels:
+  // through the crop file's frame, then the crop geometry when there is one.
+  Shape to_output(Shape s, double model_size) const;
+};
+
+// gray resized to size×size (area averaging when shrinking, bilinear when
+// growing); continuous.
+cv::Mat resize_to_square(const cv::Mat& gray, int size);
+
+// Reads a record's face for a model of input side `size`:
+//  - its "crop" (a face crop, resized to size×size when it is another size),
+//    with the record's crop geometry (crop_transform, crop_size) if any;
+//  - otherwise its "image", detected, aligned and cropped by `cropper`
+//    exactly as edan-crop does; the largest face is taken.
+// cropper may be null for records with a crop. Throws RecordError naming
+// the file (no "crop" or "image", unreadable, no face found).
+FaceInput read_face(const Record& r, int size, FaceCropper* cropper);
+
 // Where the crop of face `face` of `image` is written under out_dir:
 // out_dir/<image path>.<face>.png, the image path kept as given with "%"
 // written "%25", ".." components "%2E%2E" and a leading "/" as "%2F", so
