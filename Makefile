@@ -25,7 +25,7 @@ unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 cli: build
-	EDAN_BIN=$(abspath $(BIN)) EDAN_TESTS_BIN=$(abspath $(BUILD)/tests) bats --jobs $(JOBS) --no-parallelize-within-files tests/cli
+	EDAN_BIN=$(abspath $(BIN)) EDAN_TESTS_BIN=$(abspath $(BUILD)/tests) JOBS=$(JOBS) tests/run-cli.sh tests/cli
 
 test: unit cli
 
