@@ -3,14 +3,13 @@
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
 #include "edan/gradcam.hpp"
+#include "edan/predict.hpp"
 
 int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-gradcam",
                        "Write the Grad-CAM map of an emotion class for each face record."};
   edan::GradCamOptions opt;
-  std::string fallback = "none";
-  tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
-           &opt.model);
+  edan::FaceSourceFlags face_flags(tool, &opt.model, &opt.detector);
   tool.add({"--out"}, "DIR", "where the maps and overlays are written (required)", &opt.out);
   tool.add({"--layer"}, "NAME", "convolution of the last stage: conv4a, conv4b, ... conv1a",
            &opt.layer);
@@ -22,13 +21,6 @@ int main(int argc, char** argv) {
            "frontal: both outer eye corners this close to their mean (default: 0.05 x crop size)",
            &opt.frontal_eps);
   tool.add({"--top-k"}, "K", "landmarks in top_landmarks and in red in the grid", &opt.top_k);
-  tool.add({"--detector"}, "NAME",
-           "face detector for records without a crop, as edan-crop's (default: haar)",
-           &opt.detector);
-  tool.add({"--fallback"}, "MODE",
-           "when no face is found: none (an error record) or full (the whole image) "
-           "(default: none)",
-           &fallback);
   tool.add_batch(16);
   tool.add_threads();
   tool.add_device();
@@ -38,9 +30,7 @@ int main(int argc, char** argv) {
       " | edan-auoverlap -f markdown");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
-    if (fallback != "none" && fallback != "full")
-      throw edan::UsageError("--fallback must be none or full (got '" + fallback + "')");
-    opt.fallback_full = fallback == "full";
+    opt.fallback_full = face_flags.fallback_full();
     opt.threads = tool.threads();
     opt.device = tool.device();
     edan::GradCam cam(opt);

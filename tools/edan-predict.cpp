@@ -7,16 +7,7 @@ int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-predict", "Predict the emotion and 68 landmarks of each face record."};
   edan::PredictOptions opt;
   edan::VideoSource video;
-  std::string fallback = "none";
-  tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
-           &opt.model);
-  tool.add({"--detector"}, "NAME",
-           "face detector for records without a crop, as edan-crop's (default: haar)",
-           &opt.detector);
-  tool.add({"--fallback"}, "MODE",
-           "when no face is found: none (an error record) or full (the whole image) "
-           "(default: none)",
-           &fallback);
+  edan::FaceSourceFlags face_flags(tool, &opt.model, &opt.detector);
   tool.add({"--video"}, "FILE", "read the frames of a video file instead of records", &video.file);
   tool.add({"--camera"}, "N", "read the frames of camera N instead of records", &video.camera);
   tool.add({"--every"}, "K", "with --video/--camera, process every K-th frame", &video.every);
@@ -28,9 +19,7 @@ int main(int argc, char** argv) {
   tool.epilog("Example:\n  edan-crop --out crops photos.jsonl | edan-predict > scored.jsonl");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
-    if (fallback != "none" && fallback != "full")
-      throw edan::UsageError("--fallback must be none or full (got '" + fallback + "')");
-    opt.fallback_full = fallback == "full";
+    opt.fallback_full = face_flags.fallback_full();
     opt.threads = tool.threads();
     opt.device = tool.device();
     auto predictor = edan::Predictor::load(opt);

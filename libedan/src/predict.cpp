@@ -43,6 +43,23 @@ boost::json::array box_json(const FaceBox& b) {
 
 }  // namespace
 
+FaceSourceFlags::FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector) {
+  tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
+           model);
+  tool.add({"--detector"}, "NAME",
+           "face detector for records without a crop, as edan-crop's (default: haar)", detector);
+  tool.add({"--fallback"}, "MODE",
+           "when no face is found: none (an error record) or full (the whole image) "
+           "(default: none)",
+           &fallback_);
+}
+
+bool FaceSourceFlags::fallback_full() const {
+  if (fallback_ != "none" && fallback_ != "full")
+    throw UsageError("--fallback must be none or full (got '" + fallback_ + "')");
+  return fallback_ == "full";
+}
+
 // FaceCroppers are not thread-safe: a pool, each taken by one worker at a time.
 struct Predictor::Croppers {
   std::mutex mutex;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "edan/cli.hpp"
 #include "edan/model.hpp"
 #include "edan/record.hpp"
 #include "edan/shape.hpp"
@@ -30,6 +31,20 @@ struct FacePrediction {
   int label = 0;              // index into the model's labels
   std::vector<double> probs;  // softmax over the model's labels, in their order
   Shape landmarks;            // 68 points of the last stage
+};
+
+// The options of every program that runs a model on face records
+// (edan-predict, edan-gradcam), declared once on a cli::Tool:
+// -m/--model FILE, --detector NAME, --fallback none|full.
+class FaceSourceFlags {
+ public:
+  FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector);
+  // After parse: --fallback full? Throws UsageError for another value than
+  // none or full.
+  bool fallback_full() const;
+
+ private:
+  std::string fallback_ = "none";
 };
 
 class Predictor {
