@@ -8,19 +8,11 @@
 #include "edan/error.hpp"
 #include "edan/gradcam.hpp"
 #include "edan/model.hpp"
+#include "fixtures.hpp"
 
 namespace {
 
-// 68 distinct points inside an S×S frame.
-edan::Shape test_shape(double size) {
-  edan::Shape s;
-  for (int i = 0; i < 68; ++i) {
-    double a = 2 * M_PI * i / 68.0;
-    double r = size * (0.25 + 0.1 * ((i % 5) / 4.0));
-    s.push_back({size / 2 + r * std::cos(a), size / 2 + r * std::sin(a)});
-  }
-  return s;
-}
+using edan::test::ring_shape;
 
 edan::ModelConfig tiny_config(std::int64_t stages) {
   auto c = edan::preset_config("small");
@@ -41,7 +33,7 @@ edan::EmotionalDan bright_dark_model(std::int64_t stages = 1, double shift = 0) 
   auto c = tiny_config(stages);
   c.widths = {2, 2, 2, 2};
   c.fc = 2;
-  edan::EmotionalDan model(c, test_shape(32));
+  edan::EmotionalDan model(c, ring_shape(32));
   torch::NoGradGuard no_grad;
   for (auto& p : model->named_parameters()) {
     p.value().zero_();
@@ -206,7 +198,7 @@ TEST(GradCam_ModelGradCam, laterStageMapsAreMappedBackToTheCrop) {
 
 TEST(GradCam_ModelGradCam, classSpecificOnARandomModel) {
   torch::manual_seed(3);
-  edan::EmotionalDan model(tiny_config(2), test_shape(32));
+  edan::EmotionalDan model(tiny_config(2), ring_shape(32));
   // Move the BatchNorm running statistics off their defaults so that eval()
   // mode is exercised with non-trivial values.
   {

@@ -9,19 +9,11 @@
 
 #include "edan/error.hpp"
 #include "edan/model.hpp"
+#include "fixtures.hpp"
 
 namespace {
 
-// 68 points spread over a small frame (distinct, not collinear).
-edan::Shape test_shape(double size) {
-  edan::Shape s;
-  for (int i = 0; i < 68; ++i) {
-    double a = 2 * M_PI * i / 68.0;
-    double r = size * (0.25 + 0.1 * ((i % 5) / 4.0));
-    s.push_back({size / 2 + r * std::cos(a), size / 2 + r * std::sin(a)});
-  }
-  return s;
-}
+using edan::test::ring_shape;
 
 edan::ModelConfig tiny_config(std::int64_t stages = 2) {
   auto c = edan::preset_config("small");
@@ -72,7 +64,7 @@ TEST(Model_CheckConfig, rejectsBadFields) {
 TEST(Model_EstimateTransforms, recoversKnownSimilarity) {
   // to = s R(θ) from + t with s = 2, θ = 30°, t = (5, -3).
   const double s = 2, th = M_PI / 6, a = s * std::cos(th), b = s * std::sin(th);
-  auto from = edan::shape_to_tensor(test_shape(20)).unsqueeze(0);
+  auto from = edan::shape_to_tensor(ring_shape(20)).unsqueeze(0);
   auto fx = from.select(2, 0), fy = from.select(2, 1);
   auto to = torch::stack({a * fx - b * fy + 5, b * fx + a * fy - 3}, 2);
   auto t = edan::estimate_transforms(from, to.squeeze(0));
@@ -87,12 +79,12 @@ TEST(Model_EstimateTransforms, recoversKnownSimilarity) {
 }
 
 TEST(Model_EstimateTransforms, batchedMatchesScalarEstimate) {
-  auto a = test_shape(30), b = test_shape(50);
+  auto a = ring_shape(30), b = ring_shape(50);
   for (auto& p : b) p = {0.9 * p.y + 3, -0.9 * p.x + 60 + 0.01 * p.x * p.x};
   auto from = torch::stack({edan::shape_to_tensor(a), edan::shape_to_tensor(b)});
-  auto target = edan::shape_to_tensor(test_shape(40));
+  auto target = edan::shape_to_tensor(ring_shape(40));
   auto t = edan::estimate_transforms(from, target);
-  auto ref = edan::estimate_similarity(b, test_shape(40));
+  auto ref = edan::estimate_similarity(b, ring_shape(40));
   EXPECT_NEAR(t[1][0][0].item<double>(), ref.a, 1e-4);
   EXPECT_NEAR(t[1][1][0].item<double>(), ref.b, 1e-4);
   EXPECT_NEAR(t[1][0][2].item<double>(), ref.tx, 1e-3);
@@ -204,7 +196,7 @@ TEST(Model_DanStage, outputShapes) {
 TEST(Model_EmotionalDan, forwardShapesAndStages) {
   auto c = tiny_config(2);
   c.labels = {"negative", "positive", "neutral"};
-  edan::EmotionalDan m(c, test_shape(32));
+  edan::EmotionalDan m(c, ring_shape(32));
   m->eval();
   torch::NoGradGuard ng;
   auto x = torch::randn({2, 1, 32, 32});
@@ -221,7 +213,7 @@ TEST(Model_EmotionalDan, forwardShapesAndStages) {
 
 TEST(Model_EmotionalDan, stageTwoWithZeroDeltaKeepsStageOneLandmarks) {
   // With the second stage's landmark head at zero, Δ = 0: T^-1(T(l)) = l.
-  edan::EmotionalDan m(tiny_config(2), test_shape(32));
+  edan::EmotionalDan m(tiny_config(2), ring_shape(32));
   m->eval();
   torch::NoGradGuard ng;
   auto head = m->stage(1)->named_parameters();
@@ -234,11 +226,11 @@ TEST(Model_EmotionalDan, stageTwoWithZeroDeltaKeepsStageOneLandmarks) {
 TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   auto c = tiny_config(2);
   c.labels = {"neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"};
-  edan::EmotionalDan m(c, test_shape(32));
+  edan::EmotionalDan m(c, ring_shape(32));
   m->eval();
   edan::ModelMeta meta;
   meta.config = c;
-  meta.mean_shape = test_shape(32);
+  meta.mean_shape = ring_shape(32);
   meta.input_mean = 0.4;
   meta.input_std = 0.2;
   meta.training["records"] = 12;
@@ -273,10 +265,10 @@ TEST(Model_LoadModel, badFilesAreFatalAndNamed) {
   std::ofstream(text) << "hello, not a model\n";
   expect_fatal(text);
   // A valid model file cut in half.
-  edan::EmotionalDan m(tiny_config(1), test_shape(32));
+  edan::EmotionalDan m(tiny_config(1), ring_shape(32));
   edan::ModelMeta meta;
   meta.config = tiny_config(1);
-  meta.mean_shape = test_shape(32);
+  meta.mean_shape = ring_shape(32);
   auto good = temp_file("good.edan");
   edan::save_model(good, m, meta);
   auto size = std::filesystem::file_size(good);

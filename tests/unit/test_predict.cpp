@@ -10,18 +10,11 @@
 #include "edan/detect.hpp"
 #include "edan/image.hpp"
 #include "edan/predict.hpp"
+#include "fixtures.hpp"
 
 namespace {
 
-edan::Shape test_shape(double size) {
-  edan::Shape s;
-  for (int i = 0; i < 68; ++i) {
-    double a = 2 * M_PI * i / 68.0;
-    double r = size * (0.25 + 0.1 * ((i % 5) / 4.0));
-    s.push_back({size / 2 + r * std::cos(a), size / 2 + r * std::sin(a)});
-  }
-  return s;
-}
+using edan::test::ring_shape;
 
 edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr,
                                edan::PredictOptions options = {}) {
@@ -32,7 +25,7 @@ edan::Predictor tiny_predictor(edan::EmotionalDan* handle = nullptr,
   m.meta.config.widths = {4, 4, 8, 8};
   m.meta.config.fc = 16;
   m.meta.config.labels = {"negative", "positive", "neutral"};
-  m.meta.mean_shape = test_shape(32);
+  m.meta.mean_shape = ring_shape(32);
   m.model = edan::EmotionalDan(m.meta.config, m.meta.mean_shape);
   m.meta.input_mean = 0.3;
   m.meta.input_std = 0.2;

@@ -1,0 +1,20 @@
+#pragma once
+// Small inputs shared by the unit tests.
+#include <cmath>
+
+#include "edan/shape.hpp"
+
+namespace edan::test {
+
+// 68 distinct, non-collinear points on a wavy ring inside a size×size frame.
+inline Shape ring_shape(double size) {
+  Shape s;
+  for (int i = 0; i < 68; ++i) {
+    double a = 2 * M_PI * i / 68.0;
+    double r = size * (0.25 + 0.1 * ((i % 5) / 4.0));
+    s.push_back({size / 2 + r * std::cos(a), size / 2 + r * std::sin(a)});
+  }
+  return s;
+}
+
+}  // namespace edan::test
