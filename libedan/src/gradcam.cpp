@@ -213,7 +213,12 @@ cv::Mat tensor_to_mat(const torch::Tensor& map) {  // [H,W] float32 CPU contiguo
       .clone();
 }
 
-double round_to(double v, double step) { return std::round(v / step) * step; }
+// Dividing by the exact power of ten (rather than multiplying by the step)
+// gives the double nearest the decimal, which prints short.
+double round_to(double v, double step) {
+  const double inv = std::round(1.0 / step);
+  return std::round(v * inv) / inv;
+}
 
 // A record's face (edan/detect.hpp read_face) and what names its outputs.
 struct GradFace {

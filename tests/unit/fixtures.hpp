@@ -2,6 +2,7 @@
 // Small inputs shared by the unit tests.
 #include <cmath>
 
+#include "edan/model.hpp"
 #include "edan/shape.hpp"
 
 namespace edan::test {
@@ -15,6 +16,16 @@ inline Shape ring_shape(double size) {
     s.push_back({size / 2 + r * std::cos(a), size / 2 + r * std::sin(a)});
   }
   return s;
+}
+
+// A tiny model configuration (S=32, widths 4/4/8/8, fc 16) for fast tests.
+inline ModelConfig tiny_config(std::int64_t stages = 2) {
+  auto c = preset_config("small");
+  c.size = 32;
+  c.widths = {4, 4, 8, 8};
+  c.fc = 16;
+  c.stages = stages;
+  return c;
 }
 
 }  // namespace edan::test

@@ -14,14 +14,7 @@ namespace {
 
 using edan::test::ring_shape;
 
-edan::ModelConfig tiny_config(std::int64_t stages) {
-  auto c = edan::preset_config("small");
-  c.size = 32;
-  c.widths = {4, 4, 8, 8};
-  c.fc = 16;
-  c.stages = stages;
-  return c;
-}
+using edan::test::tiny_config;
 
 // An S=32 model with hand-set weights. In its last stage, conv4a channel 0
 // = ReLU(x) and channel 1 = ReLU(-x) (x the normalised image, pooled 8× to

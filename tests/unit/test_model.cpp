@@ -15,14 +15,7 @@ namespace {
 
 using edan::test::ring_shape;
 
-edan::ModelConfig tiny_config(std::int64_t stages = 2) {
-  auto c = edan::preset_config("small");
-  c.size = 32;
-  c.widths = {4, 4, 8, 8};
-  c.fc = 16;
-  c.stages = stages;
-  return c;
-}
+using edan::test::tiny_config;
 
 std::string temp_file(const std::string& name) {
   auto dir =
