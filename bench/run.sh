@@ -13,10 +13,10 @@ runs=3
 n=${EDAN_BENCH_FACES:-2000}
 result="{\"machine\":{\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cores\":$(nproc)},\"predict\":["
 first=1
-for spec in "small 64" "dan 112" "paper 224"; do
+for spec in "small 48" "dan 112" "paper 224"; do
   set -- $spec
   preset=$1 size=$2
-  "$fixtures/make-model" --preset "$preset" --size "$size" --widths "$( [ "$preset" = small ] && echo 16,32,64,128 || echo 64,128,256,512)" --fc 256 "m-$preset.edan" -q
+  "$fixtures/make-model" --preset "$preset" --size "$size" --widths "$( [ "$preset" = small ] && echo 16,48,96,192 || echo 64,128,256,512)" --fc 256 "m-$preset.edan" -q
   "$fixtures/make-image" ramp "$size" "$size" "face-$size.png"
   count=$n
   [ "$preset" = dan ] && count=$((n / 4))

@@ -31,8 +31,8 @@ ModelConfig preset_config(std::string_view name) {
     c.size = 112;
     c.widths = {64, 128, 256, 512};
   } else if (name == "small") {
-    c.size = 64;
-    c.widths = {16, 32, 64, 128};
+    c.size = 48;  // FER2013's own resolution
+    c.widths = {16, 48, 96, 192};
   } else {
     throw UsageError("unknown preset '" + std::string(name) + "' (paper, dan, small)");
   }
@@ -76,6 +76,7 @@ json::object meta_to_json(const ModelMeta& m) {
   json::array mean;
   for (const auto& p : m.mean_shape) mean.push_back(json::array{p.x, p.y});
   o["mean_shape"] = std::move(mean);
+  o["input_norm"] = m.input_norm;
   o["input_mean"] = m.input_mean;
   o["input_std"] = m.input_std;
   o["training"] = m.training;
@@ -142,6 +143,10 @@ ModelMeta meta_from_json(const json::object& o) {
   }
   if (m.mean_shape.size() != kNumLandmarks)
     throw std::runtime_error("metadata: 'mean_shape' must have 68 points");
+  // Files written before input_norm existed normalised with the dataset's statistics.
+  if (o.contains("input_norm")) m.input_norm = string(o.at("input_norm"), "input_norm");
+  if (m.input_norm != "dataset" && m.input_norm != "image")
+    throw std::runtime_error("metadata: 'input_norm' must be \"dataset\" or \"image\"");
   m.input_mean = number(field(o, "input_mean"), "input_mean");
   m.input_std = number(field(o, "input_std"), "input_std");
   if (!(m.input_std > 0)) throw std::runtime_error("metadata: 'input_std' must be positive");
@@ -293,6 +298,11 @@ DanOutput EmotionalDanImpl::forward(const torch::Tensor& images, std::int64_t n_
 }
 
 torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta) {
+  if (meta.input_norm == "image") {
+    auto mean = pixels.mean({1, 2, 3}, /*keepdim=*/true);
+    auto std = pixels.std({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true).clamp_min(1.0 / 255);
+    return (pixels - mean) / std;
+  }
   return (pixels - meta.input_mean) / meta.input_std;
 }
 

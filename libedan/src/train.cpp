@@ -328,6 +328,8 @@ void check_options(const TrainOptions& opt) {
   if (opt.lr_step < 0) throw UsageError("--lr-step must be 0 (automatic) or more");
   if (opt.optimizer != "sgd" && opt.optimizer != "adam")
     throw UsageError("--optimizer must be sgd or adam");
+  if (opt.input_norm != "image" && opt.input_norm != "dataset")
+    throw UsageError("--input-norm must be image or dataset");
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
   if (opt.batch < 2) throw UsageError("--batch must be at least 2 (BatchNorm)");
 }
@@ -643,6 +645,7 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
           {"widths", widths},
           {"stages", c.stages},
           {"dropout", c.dropout},
+          {"input_norm", o.input_norm},
           {"classes", o.classes},
           {"alpha", o.alpha},
           {"beta", o.beta},
@@ -856,6 +859,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
     meta.input_std =
         std::max(std::sqrt(std::max(sq / count - meta.input_mean * meta.input_mean, 0.0)), 1e-3);
   }
+  meta.input_norm = opt.input_norm;
   meta.version = kVersion;
 
   torch::manual_seed(mix_seed({opt.seed, 0x1417ull}));

@@ -34,7 +34,7 @@ TEST(Model_PresetConfig, knownPresets) {
   EXPECT_EQ(p.fc, 256);
   EXPECT_EQ(p.labels.size(), 7u);
   EXPECT_EQ(edan::preset_config("dan").size, 112);
-  EXPECT_EQ(edan::preset_config("small").size, 64);
+  EXPECT_EQ(edan::preset_config("small").size, 48);
   EXPECT_THROW(edan::preset_config("huge"), edan::UsageError);
 }
 
@@ -224,6 +224,7 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   edan::ModelMeta meta;
   meta.config = c;
   meta.mean_shape = ring_shape(32);
+  meta.input_norm = "image";
   meta.input_mean = 0.4;
   meta.input_std = 0.2;
   meta.training["records"] = 12;
@@ -234,6 +235,7 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   EXPECT_EQ(loaded.meta.config.labels, c.labels);
   EXPECT_EQ(loaded.meta.config.widths, c.widths);
   EXPECT_EQ(loaded.meta.input_mean, 0.4);
+  EXPECT_EQ(loaded.meta.input_norm, "image");
   EXPECT_EQ(loaded.meta.training.at("records").as_int64(), 12);
   EXPECT_EQ(loaded.meta.mean_shape[7].x, meta.mean_shape[7].x);
   torch::NoGradGuard ng;
@@ -242,6 +244,30 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   EXPECT_TRUE(torch::equal(a.logits, b.logits));
   EXPECT_TRUE(torch::equal(a.landmarks[1], b.landmarks[1]));
   std::filesystem::remove(path);
+}
+
+TEST(Model_Normalise, datasetAndPerImage) {
+  edan::ModelMeta meta;
+  meta.input_mean = 0.5;
+  meta.input_std = 0.25;
+  // Image 0: values 0.2 and 0.6 (mean 0.4, population std 0.2); image 1 flat.
+  auto x = torch::full({2, 1, 2, 2}, 0.7f);
+  x[0][0][0][0] = 0.2f;
+  x[0][0][0][1] = 0.6f;
+  x[0][0][1][0] = 0.2f;
+  x[0][0][1][1] = 0.6f;
+  auto d = edan::normalise_images(x, meta);
+  EXPECT_NEAR(d[0][0][0][0].item<float>(), (0.2 - 0.5) / 0.25, 1e-6);
+  EXPECT_NEAR(d[1][0][1][1].item<float>(), (0.7 - 0.5) / 0.25, 1e-6);
+  meta.input_norm = "image";
+  auto p = edan::normalise_images(x, meta);
+  EXPECT_NEAR(p[0][0][0][0].item<float>(), -1.0, 1e-5);
+  EXPECT_NEAR(p[0][0][1][1].item<float>(), 1.0, 1e-5);
+  // A flat crop has no contrast to normalise: zeros, not NaN.
+  EXPECT_TRUE(torch::equal(p[1], torch::zeros({1, 2, 2})));
+  // Contrast and brightness changes give the same input.
+  auto q = edan::normalise_images(x * 0.5 + 0.1, meta);
+  EXPECT_TRUE(torch::allclose(q[0], p[0], 1e-5, 1e-5));
 }
 
 TEST(Model_LoadModel, badFilesAreFatalAndNamed) {

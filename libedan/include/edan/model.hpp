@@ -29,8 +29,8 @@ struct ModelConfig {
 };
 
 // "paper" (S=224, widths 64/128/256/512, 2 stages), "dan" (S=112, same
-// widths, 2 stages), "small" (the CPU preset of the shipped model: S=64,
-// widths 16/32/64/128, 2 stages). labels default to the 7-class set.
+// widths, 2 stages), "small" (the CPU preset of the shipped model: S=48,
+// widths 16/48/96/192, 2 stages). labels default to the 7-class set.
 // Throws UsageError for an unknown name.
 ModelConfig preset_config(std::string_view name);
 
@@ -44,7 +44,13 @@ void check_config(const ModelConfig& config);
 struct ModelMeta {
   ModelConfig config;
   Shape mean_shape;         // 68 points in crop pixels (from the training set)
-  double input_mean = 0.5;  // grayscale in [0,1] is normalised (x-mean)/std
+  // How a crop in [0,1] is normalised: "dataset" subtracts input_mean and
+  // divides by input_std (the training set's statistics); "image" uses each
+  // crop's own mean and standard deviation, so that contrast differences
+  // between datasets (FER2013's test images are contrast-stretched, its
+  // training images are not) do not reach the network.
+  std::string input_norm = "dataset";
+  double input_mean = 0.5;
   double input_std = 0.25;
   boost::json::object training;  // training data summary, recipe, metrics
   std::string version;           // edan version that wrote the file
@@ -136,8 +142,9 @@ class EmotionalDanImpl : public torch::nn::Module {
 };
 TORCH_MODULE(EmotionalDan);
 
-// Normalises grayscale pixels in [0,1] ([N,1,S,S] float) with the model's
-// input statistics: (x - input_mean) / input_std.
+// Normalises grayscale pixels in [0,1] ([N,1,S,S] float) as meta.input_norm
+// says: (x - input_mean) / input_std, or per image (x - mean(x)) / std(x) with
+// std(x) at least 1/255 (a flat crop becomes all zeros).
 torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta);
 
 // DAN's stage-to-stage operations, public for tests and Grad-CAM.
