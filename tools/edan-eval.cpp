@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
            "score in the 3-, 6-, 7- or 8-class set (default: the model's classes)", &opt.classes);
   tool.add({"--group-by"}, "FIELD", "one summary per value of FIELD (e.g. dataset), plus overall",
            &opt.group_by);
+  tool.add({"--baseline"}, "VALUE",
+           "with --group-by: compare each group with this one on the same records (paired)",
+           &opt.baseline);
   tool.add({"--format"}, "FMT", "json, markdown or tsv", &format);
   tool.add({"--plots"}, "DIR", "write confusion-matrix and error-curve PNGs into DIR", &plots);
   tool.add({"--bootstrap"}, "N", "resamples for a 95% bootstrap CI of accuracy; 0 = none",

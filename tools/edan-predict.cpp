@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   tool.add({"--video"}, "FILE", "read the frames of a video file instead of records", &video.file);
   tool.add({"--camera"}, "N", "read the frames of camera N instead of records", &video.camera);
   tool.add({"--every"}, "K", "with --video/--camera, process every K-th frame", &video.every);
+  tool.add({"--stages"}, "K",
+           "run only the first K stages, predicting with stage K's head (default: all)",
+           &opt.stages);
   tool.add_batch(32);
   tool.add_threads();
   tool.add_device();

@@ -80,7 +80,18 @@ struct Item {
   std::size_t group;
   std::string truth;  // canonical
   Prediction pred;
+  std::string key;  // the face it scores: pairs records of two groups
 };
+
+// "crop", else "image" and "face", else the record's position in its group.
+std::string item_key(const Record& r, std::size_t position) {
+  if (auto crop = get_string(r, "crop")) return "crop:" + *crop;
+  if (auto image = get_string(r, "image")) {
+    auto face = r.find("face");
+    return "image:" + *image + "#" + (face == r.end() ? "" : json::serialize(face->value()));
+  }
+  return "#" + std::to_string(position);
+}
 
 struct GroupData {
   std::string name;
@@ -201,7 +212,13 @@ struct Evaluator::Impl {
       return fixed->set == ClassSet::k3 && *canonical == "surprise" ? "truth_surprise"
                                                                     : "truth_outside_classes";
     use_labels(p, *canonical);
-    items.push_back(Item{current, *canonical, std::move(p)});
+    std::string key;
+    try {
+      key = item_key(r, groups[current].records);
+    } catch (const RecordError&) {
+      key = "#" + std::to_string(groups[current].records);  // a malformed crop/image field
+    }
+    items.push_back(Item{current, *canonical, std::move(p), std::move(key)});
     return "";
   }
 
@@ -243,6 +260,8 @@ Evaluator::Evaluator(EvalOptions opt) : impl_(std::make_unique<Impl>()) {
   if (!opt.classes.empty()) impl_->fixed = LabelSpace::of_set(parse_class_set(opt.classes));
   if (opt.bootstrap < 0) throw UsageError("--bootstrap must be 0 or more");
   if (!(opt.threshold > 0)) throw UsageError("--threshold must be greater than 0");
+  if (!opt.baseline.empty() && opt.group_by.empty())
+    throw UsageError("--baseline needs --group-by (the field whose values are compared)");
   impl_->opt = std::move(opt);
 }
 
@@ -312,6 +331,30 @@ void add_notes(const GroupSummary& s, const std::string& where, std::vector<std:
                     ": precision undefined, counted as 0");
 }
 
+// Paired comparison on the keys both groups scored.
+Comparison compare(const std::map<std::string, bool>& group,
+                   const std::map<std::string, bool>& base, const EvalOptions& opt) {
+  Comparison c;
+  c.baseline = opt.baseline;
+  std::vector<double> diff;
+  std::size_t hits = 0, base_hits = 0;
+  for (const auto& [key, ok] : group) {
+    auto b = base.find(key);
+    if (b == base.end()) continue;
+    hits += ok;
+    base_hits += b->second;
+    diff.push_back(double(ok) - double(b->second));
+  }
+  c.n = diff.size();
+  if (c.n) {
+    c.accuracy = double(hits) / double(c.n);
+    c.baseline_accuracy = double(base_hits) / double(c.n);
+    c.difference = c.accuracy - c.baseline_accuracy;
+  }
+  if (opt.bootstrap > 0) c.difference_ci = bootstrap_mean_ci(diff, opt.bootstrap, opt.seed);
+  return c;
+}
+
 }  // namespace
 
 Report Evaluator::finish() const {
@@ -324,6 +367,7 @@ Report Evaluator::finish() const {
   std::size_t ng = d.groups.size();
   std::vector<GroupSummary> sums(ng);
   std::vector<std::vector<bool>> correct(ng);
+  std::vector<std::map<std::string, bool>> keyed(ng);  // for the baseline comparison
   GroupSummary all;
   all.name = "overall";
   all.confusion = ConfusionMatrix(space.labels);
@@ -348,6 +392,7 @@ Report Evaluator::finish() const {
     all.confusion.add(t, p);
     correct[it.group].push_back(p == t);
     all_correct.push_back(p == t);
+    if (!d.opt.baseline.empty()) keyed[it.group].emplace(it.key, p == t);
   }
   std::vector<double> all_io, all_ip;
   SkipReport all_lm_skipped;
@@ -369,6 +414,14 @@ Report Evaluator::finish() const {
     all.landmarks = finish_landmarks(std::move(all_io), std::move(all_ip),
                                      std::move(all_lm_skipped), d.opt.threshold);
   rep.overall = std::move(all);
+  if (!d.opt.baseline.empty()) {
+    auto base = d.group_index.find(d.opt.baseline);
+    if (base == d.group_index.end())
+      throw UsageError("--baseline " + d.opt.baseline + ": no record has " + d.opt.group_by +
+                       " = " + d.opt.baseline);
+    for (std::size_t i = 0; i < ng; ++i)
+      if (i != base->second) sums[i].vs_baseline = compare(keyed[i], keyed[base->second], d.opt);
+  }
   if (!d.opt.group_by.empty()) {
     rep.groups = std::move(sums);
     for (const auto& g : rep.groups) add_notes(g, g.name + ": ", rep.notes);
@@ -421,6 +474,20 @@ json::object summary_json(const GroupSummary& s, const Report& rep, bool other_c
     else
       b["accuracy_ci"] = nullptr;
     o["bootstrap"] = std::move(b);
+  }
+  if (s.vs_baseline) {
+    const auto& c = *s.vs_baseline;
+    json::object v;
+    v["baseline"] = c.baseline;
+    v["n"] = c.n;
+    v["accuracy"] = c.accuracy;
+    v["baseline_accuracy"] = c.baseline_accuracy;
+    v["difference"] = c.difference;
+    if (rep.options.bootstrap > 0)
+      v["difference_ci"] = c.difference_ci ? json::value(json::array{c.difference_ci->low,
+                                                                     c.difference_ci->high})
+                                           : json::value(nullptr);
+    o["vs_baseline"] = std::move(v);
   }
   o["balanced_accuracy"] = opt_number(m.balanced_accuracy);
   o["macro_f1"] = opt_number(m.macro_f1);
@@ -528,6 +595,11 @@ std::string fixed(double v, int digits) {
 }
 std::string pct(const std::optional<double>& v, int digits = 1) {
   return v ? fixed(100 * *v, digits) : "–";
+}
+// A difference of fractions in percentage points with its sign: "+1.2", "-0.4".
+std::string signed_points(double v) {
+  std::string s = fixed(100 * v, 1);
+  return s == "-0.0" ? "0.0" : (v >= 0 ? "+" + s : s);
 }
 std::string ci_text(const std::optional<Interval>& ci) {
   return ci ? fixed(100 * ci->low, 1) + "–" + fixed(100 * ci->high, 1) : "–";
@@ -654,6 +726,27 @@ void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
     if (boot) md << " " << ci_text(g->accuracy_ci) << " |";
     md << " " << pct(m.balanced_accuracy) << " | " << pct(m.macro_f1) << " | " << g->skipped.total()
        << " |\n";
+  }
+
+  if (!rep.options.baseline.empty()) {
+    md << "\n### Against " << by << " = " << rep.options.baseline
+       << " (paired: the records both scored)\n\n| " << by
+       << " | n | Acc. (%) | baseline Acc. (%) | difference (points) |"
+       << (boot ? " 95% CI (points) |" : "") << "\n|---|--:|--:|--:|--:|" << (boot ? "--:|" : "")
+       << "\n";
+    for (const auto* g : rows) {
+      if (!g->vs_baseline) continue;
+      const auto& c = *g->vs_baseline;
+      md << "| " << name(g) << " | " << c.n << " | " << pct(c.accuracy) << " | "
+         << pct(c.baseline_accuracy) << " | " << signed_points(c.difference) << " |";
+      if (boot)
+        md << " "
+           << (c.difference_ci ? signed_points(c.difference_ci->low) + " to " +
+                                     signed_points(c.difference_ci->high)
+                               : std::string("–"))
+           << " |";
+      md << "\n";
+    }
   }
 
   md << "\n### Recall per class (%)\n\n| " << by << " |";

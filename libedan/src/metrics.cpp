@@ -146,26 +146,32 @@ double quantile(std::vector<double> values, double q) {
   return values[lo] + (values[hi] - values[lo]) * frac;
 }
 
-std::optional<Interval> bootstrap_accuracy_ci(const std::vector<bool>& correct, int resamples,
-                                              std::uint64_t seed, double level) {
+std::optional<Interval> bootstrap_mean_ci(const std::vector<double>& values, int resamples,
+                                          std::uint64_t seed, double level) {
   if (!(level > 0 && level < 1)) throw std::invalid_argument("bootstrap: level must be in (0, 1)");
-  if (correct.empty() || resamples < 1) return std::nullopt;
+  if (values.empty() || resamples < 1) return std::nullopt;
   std::mt19937_64 rng(seed);
-  const auto n = static_cast<unsigned __int128>(correct.size());
-  std::vector<double> acc;
-  acc.reserve(static_cast<std::size_t>(resamples));
+  const auto n = static_cast<unsigned __int128>(values.size());
+  std::vector<double> means;
+  means.reserve(static_cast<std::size_t>(resamples));
   for (int b = 0; b < resamples; ++b) {
-    std::size_t hits = 0;
-    for (std::size_t i = 0; i < correct.size(); ++i) {
+    double sum = 0;  // exact for the small integers of accuracies and differences
+    for (std::size_t i = 0; i < values.size(); ++i) {
       // Multiply-shift maps a 64-bit draw onto [0, n) without the
       // implementation-defined std::uniform_int_distribution, so the
       // interval is the same with every standard library.
       auto j = static_cast<std::size_t>((static_cast<unsigned __int128>(rng()) * n) >> 64);
-      hits += correct[j] ? 1 : 0;
+      sum += values[j];
     }
-    acc.push_back(double(hits) / double(correct.size()));
+    means.push_back(sum / double(values.size()));
   }
-  return Interval{quantile(acc, (1 - level) / 2), quantile(acc, (1 + level) / 2)};
+  return Interval{quantile(means, (1 - level) / 2), quantile(means, (1 + level) / 2)};
+}
+
+std::optional<Interval> bootstrap_accuracy_ci(const std::vector<bool>& correct, int resamples,
+                                              std::uint64_t seed, double level) {
+  return bootstrap_mean_ci(std::vector<double>(correct.begin(), correct.end()), resamples, seed,
+                           level);
 }
 
 // --- landmark errors ------------------------------------------------------------

@@ -80,6 +80,10 @@ struct Predictor::Croppers {
 
 Predictor::Predictor(LoadedModel loaded, torch::Device device, PredictOptions options)
     : loaded_(std::move(loaded)), device_(device), options_(std::move(options)) {
+  const std::int64_t have = loaded_.model->num_stages();
+  if (options_.stages < 0 || options_.stages > have)
+    throw UsageError("--stages " + std::to_string(options_.stages) + ": the model has " +
+                     std::to_string(have) + " stage" + (have == 1 ? "" : "s"));
   loaded_.model->to(device_);
   loaded_.model->eval();
   // Channels-last convolutions are several times faster on the CPU for the
@@ -133,7 +137,7 @@ std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
   loaded_.model->eval();
   auto x = normalise_images(pixels.to(device_, torch::kFloat32), loaded_.meta)
                .contiguous(torch::MemoryFormat::ChannelsLast);
-  auto out = loaded_.model->forward(x);
+  auto out = loaded_.model->forward(x, options_.stages);
   auto probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kCPU, torch::kFloat64).contiguous();
   auto labels = probs.argmax(1);
   auto lm = out.landmarks.back().to(torch::kCPU, torch::kFloat64).contiguous();

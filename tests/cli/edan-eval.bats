@@ -208,3 +208,22 @@ EOF
   [[ "$output" != *"affectnet"* ]]
   [[ "$output" != *"ised"* ]]
 }
+
+@test "--baseline: every run against one on the same faces, paired" {
+  # run a: 3 of 4 right; run b: the same faces in another order, 2 right.
+  good_preds | jq -c '.run = "a"' > runs.jsonl
+  good_preds | jq -c '.run = "b" | if .image == "d.png" then .pred = {"label": "sad"} else . end' \
+    | tac >> runs.jsonl
+  edan-eval --classes 7 --group-by run --baseline a --bootstrap 200 runs.jsonl > out.json
+  [ "$(jq -c '.groups[1].vs_baseline | [.baseline, .n, .accuracy, .baseline_accuracy, .difference]' out.json)" \
+    = '["a",4,0.5,0.75,-0.25]' ]
+  [ "$(jq '.groups[1].vs_baseline.difference_ci | (.[0] <= -0.25 and .[1] >= -0.25)' out.json)" = true ]
+  [ "$(jq '.groups[0] | has("vs_baseline")' out.json)" = false ]
+  edan-eval --classes 7 --group-by run --baseline a --format markdown runs.jsonl > out.md
+  grep -F '| b | 4 | 50.0 | 75.0 | -25.0 |' out.md
+  run edan-eval --group-by run --baseline nope runs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--baseline nope: no record has run = nope"* ]]
+  run edan-eval --baseline a runs.jsonl
+  [ "$status" -eq 2 ]
+}

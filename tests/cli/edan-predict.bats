@@ -209,3 +209,17 @@ EOF
       '[range(0; 3) as $i | range(0; 68) as $k | range(0; 2) as $c |
         ($a[$i][2][$k][$c] - $b[$i][2][$k][$c]) | fabs] | max < 0.05')" = true ]
 }
+
+@test "--stages K predicts with the first K stages; more than the model has is exit 2" {
+  echo '{"crop":"face.png"}' > in.jsonl
+  edan-predict -m model.edan in.jsonl > all.jsonl
+  edan-predict -m model.edan --stages 2 in.jsonl > s2.jsonl
+  edan-predict -m model.edan --stages 1 in.jsonl > s1.jsonl
+  cmp all.jsonl s2.jsonl
+  # Stage 1's own head: other probabilities and landmarks than stage 2's.
+  [ "$(jq -c .pred.probs s1.jsonl)" != "$(jq -c .pred.probs all.jsonl)" ]
+  [ "$(jq -c .pred.landmarks s1.jsonl)" != "$(jq -c .pred.landmarks all.jsonl)" ]
+  run edan-predict -m model.edan --stages 3 in.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--stages 3: the model has 2 stages"* ]]
+}

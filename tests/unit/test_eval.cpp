@@ -275,3 +275,50 @@ TEST(Eval_Formats, landmarkOnlyRunShowsNoClassification) {
             std::string::npos)
       << md;
 }
+
+TEST(Eval_Baseline, pairedDifferenceOnTheSameFaces) {
+  edan::EvalOptions opt = classes("7");
+  opt.group_by = "run";
+  opt.baseline = "a";
+  opt.bootstrap = 500;
+  // a is right on c1-c3; b only on c1, and also scores c5, which a lacks.
+  auto rec = [](const char* run, const char* crop, const char* pred) {
+    return std::string(R"({"run":")") + run + R"(","crop":")" + crop +
+           R"(","label":"happy","pred":{"label":")" + pred + R"("}})";
+  };
+  auto rep = run({rec("a", "c1", "happy"), rec("a", "c2", "happy"), rec("a", "c3", "happy"),
+                  rec("a", "c4", "sad"), rec("b", "c4", "sad"), rec("b", "c3", "sad"),
+                  rec("b", "c2", "sad"), rec("b", "c1", "happy"), rec("b", "c5", "happy")},
+                 opt);
+  ASSERT_EQ(rep.groups.size(), 2u);
+  EXPECT_FALSE(rep.groups[0].vs_baseline);
+  ASSERT_TRUE(rep.groups[1].vs_baseline);
+  const auto& c = *rep.groups[1].vs_baseline;
+  EXPECT_EQ(c.baseline, "a");
+  EXPECT_EQ(c.n, 4u);  // c5 has no pair
+  EXPECT_DOUBLE_EQ(c.accuracy, 0.25);
+  EXPECT_DOUBLE_EQ(c.baseline_accuracy, 0.75);
+  EXPECT_DOUBLE_EQ(c.difference, -0.5);
+  // Per-face differences in key order c1..c4: 0, -1, -1, 0.
+  auto ci = edan::bootstrap_mean_ci({0, -1, -1, 0}, 500, 1);
+  ASSERT_TRUE(c.difference_ci);
+  EXPECT_DOUBLE_EQ(c.difference_ci->low, ci->low);
+  EXPECT_DOUBLE_EQ(c.difference_ci->high, ci->high);
+  EXPECT_LT(c.difference_ci->low, -0.5);
+  EXPECT_GE(c.difference_ci->low, -1.0);
+  auto md = edan::format_report(rep, edan::ReportFormat::kMarkdown);
+  EXPECT_NE(md.find("| b | 4 | 25.0 | 75.0 | -50.0 |"), std::string::npos) << md;
+  auto js = edan::report_to_json(rep);
+  EXPECT_DOUBLE_EQ(js.at("groups").as_array()[1].at("vs_baseline").at("difference").as_double(),
+                   -0.5);
+}
+
+TEST(Eval_Baseline, needsGroupByAndAnExistingGroup) {
+  edan::EvalOptions opt;
+  opt.baseline = "a";
+  EXPECT_THROW(edan::Evaluator{opt}, edan::UsageError);
+  opt.group_by = "run";
+  opt.baseline = "zzz";
+  EXPECT_THROW(run({R"({"run":"a","label":"happy","pred":{"label":"happy"}})"}, opt),
+               edan::UsageError);
+}

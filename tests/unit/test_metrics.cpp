@@ -252,6 +252,27 @@ TEST(Metrics_Bootstrap, deterministicForASeedAndContainsTheAccuracy) {
   EXPECT_NEAR(a->high, 0.86, 0.03);
 }
 
+TEST(Metrics_Bootstrap, meanOfDifferences) {
+  // 20 paired records: 6 better (+1), 2 worse (-1), 12 the same: +0.2.
+  std::vector<double> d(20, 0.0);
+  for (int i = 0; i < 6; ++i) d[i] = 1;
+  d[6] = d[7] = -1;
+  auto ci = edan::bootstrap_mean_ci(d, 2000, 3);
+  ASSERT_TRUE(ci);
+  EXPECT_LT(ci->low, 0.2);
+  EXPECT_GT(ci->high, 0.2);
+  // sd of d is sqrt(8/20 - 0.04) = 0.6, standard error 0.134: about +-0.26.
+  EXPECT_NEAR(ci->low, -0.05, 0.06);
+  EXPECT_NEAR(ci->high, 0.45, 0.06);
+  // 0/1 values give exactly the accuracy interval for the same seed.
+  std::vector<bool> c(20, false);
+  for (int i = 0; i < 13; ++i) c[i] = true;
+  auto a = edan::bootstrap_accuracy_ci(c, 500, 9);
+  auto m = edan::bootstrap_mean_ci(std::vector<double>(c.begin(), c.end()), 500, 9);
+  EXPECT_EQ(a->low, m->low);
+  EXPECT_EQ(a->high, m->high);
+}
+
 TEST(Metrics_Bootstrap, degenerateInputs) {
   EXPECT_FALSE(edan::bootstrap_accuracy_ci({}, 100, 1));
   EXPECT_FALSE(edan::bootstrap_accuracy_ci({true, false}, 0, 1));

@@ -27,6 +27,11 @@ struct EvalOptions {
   std::string classes;
   // A record field whose value names the group (e.g. "dataset"); "" = none.
   std::string group_by;
+  // With group_by: the group every other group is compared with, record by
+  // record (paired): the accuracy difference on the records both groups
+  // scored (matched by "crop", else "image" and "face"), with a paired
+  // bootstrap CI when bootstrap > 0. "" = no comparison.
+  std::string baseline;
   // Bootstrap resamples for the accuracy's 95% CI (0 = none) and its seed.
   int bootstrap = 0;
   std::uint64_t seed = 1;
@@ -64,6 +69,15 @@ struct LandmarkSummary {
   SkipReport skipped;
 };
 
+// A group against the baseline group on the records both scored.
+struct Comparison {
+  std::string baseline;
+  std::size_t n = 0;  // records scored in both groups
+  double accuracy = 0, baseline_accuracy = 0;
+  double difference = 0;               // accuracy - baseline_accuracy
+  std::optional<Interval> difference_ci;  // paired bootstrap, when bootstrap > 0
+};
+
 // The summary of one group (or of all records).
 struct GroupSummary {
   std::string name;                 // group value, or "overall"
@@ -74,6 +88,7 @@ struct GroupSummary {
   std::optional<Interval> accuracy_ci;
   SkipReport skipped;                        // classification: records == n + skipped.total()
   std::optional<LandmarkSummary> landmarks;  // when any record has "landmarks"
+  std::optional<Comparison> vs_baseline;     // groups other than the baseline
 };
 
 struct Report {
@@ -95,7 +110,7 @@ struct Report {
 class Evaluator {
  public:
   // Throws UsageError on a bad option (unknown class set, negative
-  // bootstrap, threshold <= 0).
+  // bootstrap, threshold <= 0, a baseline without group_by).
   explicit Evaluator(EvalOptions opt);
   ~Evaluator();
   Evaluator(const Evaluator&) = delete;
@@ -104,7 +119,8 @@ class Evaluator {
   // Reads one record. Never throws on bad data: a record that cannot be
   // scored is counted in the skip report under its reason.
   void add(const Record& r);
-  // The report over everything added so far.
+  // The report over everything added so far. Throws UsageError when the
+  // baseline names no group.
   Report finish() const;
 
  private:

@@ -129,6 +129,13 @@ struct Interval {
 std::optional<Interval> bootstrap_accuracy_ci(const std::vector<bool>& correct, int resamples,
                                               std::uint64_t seed, double level = 0.95);
 
+// The same percentile bootstrap for the mean of per-record values (the
+// accuracy is the mean of 0/1 values; a paired difference between two runs
+// on the same records the mean of their per-record differences -1/0/1).
+// Same draws as bootstrap_accuracy_ci for the same seed and size.
+std::optional<Interval> bootstrap_mean_ci(const std::vector<double>& values, int resamples,
+                                          std::uint64_t seed, double level = 0.95);
+
 // The q-quantile (0 <= q <= 1) of values by linear interpolation between
 // order statistics (numpy's default). Throws std::invalid_argument when
 // values is empty or q is outside [0, 1].

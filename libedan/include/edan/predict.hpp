@@ -20,6 +20,10 @@ struct PredictOptions {
   std::string model;           // model file; empty = default_model_path()
   std::string device = "cpu";  // cpu, cuda, cuda:N
   int threads = 0;             // LibTorch intra-op threads; 0 = all cores
+  // Run only the first `stages` DAN stages (0 = all): the prediction then
+  // comes from that stage's own emotion head and landmarks, i.e. the model
+  // as it was when that stage finished training (for ablations).
+  std::int64_t stages = 0;
   // Records (and video frames) without a "crop" are detected, aligned and
   // cropped in memory as edan-crop does (edan/detect.hpp):
   std::string detector = "haar";  // a name of detector_names()
