@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   tool.add({"--stages"}, "N", "number of DAN stages (default: preset)", &opt.stages);
   tool.add({"--dropout"}, "P", "dropout after each pool (default: preset, 0.5)", &opt.dropout);
   tool.add({"--input-norm"}, "MODE",
-           "image: each crop by its own mean and std (default); dataset: by the training set's",
+           "dataset: by the training set's mean and std (default); image: each crop by its own",
            &opt.input_norm);
   tool.add({"--classes"}, "N", "emotion classes: 7, 8 or 3", &opt.classes);
   tool.add({"--val"}, "FILE", "validation records (default: hold out --val-fraction)", &opt.val);

@@ -44,11 +44,13 @@ void check_config(const ModelConfig& config);
 struct ModelMeta {
   ModelConfig config;
   Shape mean_shape;         // 68 points in crop pixels (from the training set)
-  // How a crop in [0,1] is normalised: "dataset" subtracts input_mean and
-  // divides by input_std (the training set's statistics); "image" uses each
-  // crop's own mean and standard deviation, so that contrast differences
-  // between datasets (FER2013's test images are contrast-stretched, its
-  // training images are not) do not reach the network.
+  // How a crop in [0,1] is normalised, the same way in training and in
+  // prediction: "dataset" (the paper's) subtracts input_mean and divides by
+  // input_std (the training set's statistics); "image" uses each crop's own
+  // mean and standard deviation, so that contrast differences between
+  // datasets (FER2013's test images are contrast-stretched, its training
+  // images are not) do not reach the network. (Not the reference code's
+  // defect, which normalised test images otherwise than training images.)
   std::string input_norm = "dataset";
   double input_mean = 0.5;
   double input_std = 0.25;

@@ -26,7 +26,10 @@ struct TrainOptions {
   std::vector<std::int64_t> widths;
   std::int64_t stages = 0;
   double dropout = -1;        // < 0: from the preset
-  std::string input_norm = "image";  // "image" or "dataset" (edan/model.hpp)
+  // "dataset" (the paper's: the training set's mean and std) or "image"
+  // (each crop by its own, in training and in prediction alike; see
+  // ModelMeta::input_norm).
+  std::string input_norm = "dataset";
   std::string classes = "7";  // 7, 8 or 3 (edan/labels.hpp)
   std::string val;            // validation records file; empty: held out
   double val_fraction = 0.1;  // held-out share, split by subject
