@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   tool.add({"--input-norm"}, "MODE",
            "dataset: by the training set's mean and std (default); image: each crop by its own",
            &opt.input_norm);
+  tool.add({"--input-blur"}, "SIGMA",
+           "blur faces by SIGMA pixels before prediction (not in training): for training "
+           "images blurrier than those to score; may be changed with --resume",
+           &opt.input_blur);
   tool.add({"--classes"}, "N", "emotion classes: 7, 8 or 3", &opt.classes);
   tool.add({"--val"}, "FILE", "validation records (default: hold out --val-fraction)", &opt.val);
   tool.add({"--val-fraction"}, "F", "share of the input held out for validation, by subject",

@@ -77,6 +77,7 @@ json::object meta_to_json(const ModelMeta& m) {
   for (const auto& p : m.mean_shape) mean.push_back(json::array{p.x, p.y});
   o["mean_shape"] = std::move(mean);
   o["input_norm"] = m.input_norm;
+  o["input_blur"] = m.input_blur;
   o["input_mean"] = m.input_mean;
   o["input_std"] = m.input_std;
   o["training"] = m.training;
@@ -147,6 +148,8 @@ ModelMeta meta_from_json(const json::object& o) {
   if (o.contains("input_norm")) m.input_norm = string(o.at("input_norm"), "input_norm");
   if (m.input_norm != "dataset" && m.input_norm != "image")
     throw std::runtime_error("metadata: 'input_norm' must be \"dataset\" or \"image\"");
+  if (o.contains("input_blur")) m.input_blur = number(o.at("input_blur"), "input_blur");
+  if (!(m.input_blur >= 0)) throw std::runtime_error("metadata: 'input_blur' must be >= 0");
   m.input_mean = number(field(o, "input_mean"), "input_mean");
   m.input_std = number(field(o, "input_std"), "input_std");
   if (!(m.input_std > 0)) throw std::runtime_error("metadata: 'input_std' must be positive");
@@ -304,6 +307,29 @@ torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& met
     return (pixels - mean) / std;
   }
   return (pixels - meta.input_mean) / meta.input_std;
+}
+
+torch::Tensor blur_images(const torch::Tensor& images, double sigma) {
+  if (!(sigma > 0)) return images;
+  const auto r = static_cast<std::int64_t>(std::ceil(3 * sigma));
+  auto x = torch::arange(-r, r + 1, images.options());
+  auto k = torch::exp(-(x * x) / (2 * sigma * sigma));
+  k = k / k.sum();
+  namespace F = torch::nn::functional;
+  // Reflection needs a pad smaller than the side: clamp for tiny images.
+  const auto pad_w = std::min(r, images.size(3) - 1), pad_h = std::min(r, images.size(2) - 1);
+  auto kw = k.narrow(0, r - pad_w, 2 * pad_w + 1);
+  auto kh = k.narrow(0, r - pad_h, 2 * pad_h + 1);
+  kw = kw / kw.sum();
+  kh = kh / kh.sum();
+  auto y = F::pad(images.contiguous(),
+                  F::PadFuncOptions({pad_w, pad_w, pad_h, pad_h}).mode(torch::kReflect));
+  y = F::conv2d(y, kw.view({1, 1, 1, -1}));
+  return F::conv2d(y, kh.view({1, 1, -1, 1}));
+}
+
+torch::Tensor prediction_inputs(const torch::Tensor& pixels, const ModelMeta& meta) {
+  return normalise_images(blur_images(pixels, meta.input_blur), meta);
 }
 
 // --- stage-to-stage operations -------------------------------------------------

@@ -135,7 +135,7 @@ void set_prediction(Record& r, const std::vector<std::string>& labels, int label
 std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
   torch::NoGradGuard no_grad;
   loaded_.model->eval();
-  auto x = normalise_images(pixels.to(device_, torch::kFloat32), loaded_.meta)
+  auto x = prediction_inputs(pixels.to(device_, torch::kFloat32), loaded_.meta)
                .contiguous(torch::MemoryFormat::ChannelsLast);
   auto out = loaded_.model->forward(x, options_.stages);
   auto probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kCPU, torch::kFloat64).contiguous();

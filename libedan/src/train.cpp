@@ -328,6 +328,7 @@ void check_options(const TrainOptions& opt) {
   if (opt.lr_step < 0) throw UsageError("--lr-step must be 0 (automatic) or more");
   if (opt.optimizer != "sgd" && opt.optimizer != "adam")
     throw UsageError("--optimizer must be sgd or adam");
+  if (!(opt.input_blur >= 0)) throw UsageError("--input-blur must be 0 or more");
   if (opt.input_norm != "image" && opt.input_norm != "dataset")
     throw UsageError("--input-norm must be image or dataset");
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
@@ -646,6 +647,7 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
           {"stages", c.stages},
           {"dropout", c.dropout},
           {"input_norm", o.input_norm},
+          {"input_blur", o.input_blur},
           {"classes", o.classes},
           {"alpha", o.alpha},
           {"beta", o.beta},
@@ -776,9 +778,11 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const boost::json::obj
     if (meta.at("format").as_string() != "edan-train-checkpoint 1")
       throw std::runtime_error("not an edan-train checkpoint");
     // --epochs and --patience only decide when stages end: a resumed run may
-    // change them (e.g. to end a long run early with the best weights so far).
+    // change them (e.g. to end a long run early with the best weights so far);
+    // --input-blur only concerns prediction (a finished run resumed with
+    // another value writes the same weights with the new setting).
     auto saved = meta.at("fingerprint").as_object(), wanted = print;
-    for (const char* key : {"epochs", "patience"}) {
+    for (const char* key : {"epochs", "patience", "input_blur"}) {
       saved.erase(key);
       wanted.erase(key);
     }
@@ -860,6 +864,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
         std::max(std::sqrt(std::max(sq / count - meta.input_mean * meta.input_mean, 0.0)), 1e-3);
   }
   meta.input_norm = opt.input_norm;
+  meta.input_blur = opt.input_blur;
   meta.version = kVersion;
 
   torch::manual_seed(mix_seed({opt.seed, 0x1417ull}));

@@ -225,6 +225,7 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   meta.config = c;
   meta.mean_shape = ring_shape(32);
   meta.input_norm = "image";
+  meta.input_blur = 1.25;
   meta.input_mean = 0.4;
   meta.input_std = 0.2;
   meta.training["records"] = 12;
@@ -236,6 +237,7 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   EXPECT_EQ(loaded.meta.config.widths, c.widths);
   EXPECT_EQ(loaded.meta.input_mean, 0.4);
   EXPECT_EQ(loaded.meta.input_norm, "image");
+  EXPECT_EQ(loaded.meta.input_blur, 1.25);
   EXPECT_EQ(loaded.meta.training.at("records").as_int64(), 12);
   EXPECT_EQ(loaded.meta.mean_shape[7].x, meta.mean_shape[7].x);
   torch::NoGradGuard ng;
@@ -268,6 +270,34 @@ TEST(Model_Normalise, datasetAndPerImage) {
   // Contrast and brightness changes give the same input.
   auto q = edan::normalise_images(x * 0.5 + 0.1, meta);
   EXPECT_TRUE(torch::allclose(q[0], p[0], 1e-5, 1e-5));
+}
+
+TEST(Model_Blur, gaussianKernelOnAnImpulseAndAFlatImage) {
+  // An impulse in the middle of a 15x15 image becomes the kernel itself:
+  // sum 1, separable, symmetric, variance sigma^2 along each axis.
+  auto x = torch::zeros({1, 1, 15, 15});
+  x[0][0][7][7] = 1;
+  const double sigma = 1.5;
+  auto y = edan::blur_images(x, sigma)[0][0];
+  EXPECT_NEAR(y.sum().item<double>(), 1.0, 1e-5);
+  auto row = y.sum(0);  // marginal over x
+  auto pos = torch::arange(15, torch::kFloat32) - 7;
+  EXPECT_NEAR((row * pos * pos).sum().item<double>(), sigma * sigma, 2e-2);
+  EXPECT_NEAR(y[7][6].item<float>(), y[7][8].item<float>(), 1e-7);
+  EXPECT_NEAR(y[6][7].item<float>(), y[7][6].item<float>(), 1e-7);
+  // Centre value: g(0)^2 with g(0) = 1 / sum exp(-k^2 / (2 sigma^2)), |k| <= 5.
+  double norm = 0;
+  for (int k = -5; k <= 5; ++k) norm += std::exp(-k * k / (2 * sigma * sigma));
+  EXPECT_NEAR(y[7][7].item<double>(), 1 / (norm * norm), 1e-6);
+  // A flat image stays flat (reflected edges); sigma 0 is the identity.
+  auto flat = torch::full({2, 1, 6, 6}, 0.25f);
+  EXPECT_TRUE(torch::allclose(edan::blur_images(flat, 2.0), flat, 1e-6, 1e-6));
+  EXPECT_TRUE(torch::equal(edan::blur_images(x, 0), x));
+  // prediction_inputs = blur, then normalise.
+  edan::ModelMeta meta;
+  meta.input_blur = sigma;
+  EXPECT_TRUE(torch::allclose(edan::prediction_inputs(x, meta),
+                              edan::normalise_images(edan::blur_images(x, sigma), meta)));
 }
 
 TEST(Model_LoadModel, badFilesAreFatalAndNamed) {

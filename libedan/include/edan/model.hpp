@@ -52,6 +52,12 @@ struct ModelMeta {
   // images are not) do not reach the network. (Not the reference code's
   // defect, which normalised test images otherwise than training images.)
   std::string input_norm = "dataset";
+  // Gaussian blur (sigma, in input pixels) applied to every face before
+  // prediction, never in training: when the training images are blurrier
+  // than the images the model will score (this copy of FER2013's training
+  // split is blurred, its test split is not), sharper inputs are brought down
+  // to the resolution the model learnt from. 0 = none.
+  double input_blur = 0;
   double input_mean = 0.5;
   double input_std = 0.25;
   boost::json::object training;  // training data summary, recipe, metrics
@@ -148,6 +154,15 @@ TORCH_MODULE(EmotionalDan);
 // says: (x - input_mean) / input_std, or per image (x - mean(x)) / std(x) with
 // std(x) at least 1/255 (a flat crop becomes all zeros).
 torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta);
+
+// Gaussian blur of [N,1,H,W] images with standard deviation sigma (pixels):
+// a separable kernel of radius ceil(3 sigma), normalised to sum 1, edges
+// reflected. sigma <= 0 returns the images unchanged.
+torch::Tensor blur_images(const torch::Tensor& images, double sigma);
+
+// What prediction feeds the network (edan-predict, edan-gradcam): pixels in
+// [0,1] blurred by meta.input_blur, then normalised (normalise_images).
+torch::Tensor prediction_inputs(const torch::Tensor& pixels, const ModelMeta& meta);
 
 // DAN's stage-to-stage operations, public for tests and Grad-CAM.
 // Transforms are [N,2,3] affine matrices [[a,-b,tx],[b,a,ty]] in pixels.

@@ -30,6 +30,7 @@ struct TrainOptions {
   // (each crop by its own, in training and in prediction alike; see
   // ModelMeta::input_norm).
   std::string input_norm = "dataset";
+  double input_blur = 0;  // stored in the model for prediction (ModelMeta::input_blur)
   std::string classes = "7";  // 7, 8 or 3 (edan/labels.hpp)
   std::string val;            // validation records file; empty: held out
   double val_fraction = 0.1;  // held-out share, split by subject
