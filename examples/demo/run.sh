@@ -34,7 +34,7 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 # Paths in the report are relative to the output folder.
 jq -r '
   def top3: [.pred.probs | to_entries | sort_by(-.value) | .[:3][]
-             | "<div class=p><span>\(.key)</span><b style=\"width:\(.value * 100 | floor)%\"></b>\(.value * 100 | floor)%</div>"]
+             | "<div class=p><span>\(.key)</span><i><b style=\"width:\(.value * 100 | floor)%\"></b></i>\(.value * 100 | floor)%</div>"]
             | join("");
   "<tr><td>\(.image | split("/") | last)<br>face \(.face)</td>" +
   (if .error then "<td colspan=3 class=err>\(.error)</td></tr>"
@@ -46,8 +46,9 @@ jq -r '
 body{font:15px sans-serif;margin:2em}table{border-collapse:collapse}
 td{border-bottom:1px solid #ccc;padding:8px;vertical-align:middle}
 img{width:144px;height:144px;image-rendering:pixelated}
-.p{display:flex;align-items:center;gap:6px;width:260px}.p span{width:70px}
-.p b{display:inline-block;height:12px;background:#4a7}.err{color:#b00}
+.p{display:flex;align-items:center;gap:6px}.p span{flex:0 0 70px}
+.p i{flex:0 0 150px;height:12px;background:#eee}.p b{display:block;height:12px;background:#4a7}
+.err{color:#b00}
 </style></head><body><h1>edan demo</h1>
 <p>Model: $(basename "$model") &middot; $(jq -s length records.jsonl) faces in $(ls photos | wc -l) photos &middot; Grad-CAM: conv4b, predicted class</p>
 <table><tr><th>photo</th><th>face crop</th><th>Grad-CAM</th><th>top-3 emotions</th></tr>
