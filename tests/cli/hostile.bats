@@ -413,7 +413,7 @@ sys.stdout.buffer.write(bytes(random.randrange(256) for _ in range(20000)))' > g
   for cmd in "edan-index data" "edan-predict -m model.edan --batch 4 many.jsonl" \
              "edan-crop --out C --detector none images.jsonl" \
              "edan-gradcam -m model.edan --out G --batch 2 many.jsonl" \
-             "edan-eval --format markdown preds.jsonl"; do
+             "edan-eval --format markdown preds.jsonl" "edan-auoverlap --table -f markdown"; do
     run bash -c "set -o pipefail; $cmd 2> err.txt | head -1 > /dev/null; echo \${PIPESTATUS[0]}"
     [ "$output" = 0 ] || { echo "$cmd: exit $output: $(cat err.txt)"; return 1; }
     [ ! -s err.txt ] || { echo "$cmd:"; cat err.txt; return 1; }
