@@ -5,7 +5,7 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 BIN      = $(BUILD)/bin
 
-.PHONY: all deps configure build test unit cli install bench demo clean asan
+.PHONY: all deps configure build test unit cli install bench demo clean asan fuzz
 
 all: build
 
@@ -38,5 +38,28 @@ bench: build
 demo: build
 	@bash examples/demo/run.sh $(abspath $(BIN))
 
+# libFuzzer targets (tests/fuzz), clang with ASan + UBSan, in their own build
+# directory; each runs FUZZ_SECONDS and prints its executions.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DEDAN_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(abspath $(FUZZ_BUILD))
+
+# The unit tests and the BATS suites under AddressSanitizer + UBSan (gcc),
+# in their own build directory. LibTorch itself is not instrumented; leak
+# checking is off (LibTorch and OpenCV keep allocations until exit).
+ASAN_BUILD ?= build-asan
+ASAN_ENV    = ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDAN_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
+	$(ASAN_ENV) EDAN_BIN=$(abspath $(ASAN_BUILD)/bin) EDAN_TESTS_BIN=$(abspath $(ASAN_BUILD)/tests) \
+	  JOBS=$(JOBS) tests/run-cli.sh tests/cli
+
 clean:
-	rm -rf $(BUILD) demo-out
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) demo-out

@@ -1,5 +1,6 @@
 #include "edan/cli.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "edan/error.hpp"
+#include "edan/fs.hpp"
 #include "edan/version.hpp"
 
 namespace edan::cli {
@@ -77,6 +79,10 @@ Tool::Tool(std::string name, std::string summary, std::string positional_usage)
       impl_(std::make_unique<Impl>()) {
   // A closed pipe shows up as EPIPE on write, which ends the run quietly.
   std::signal(SIGPIPE, SIG_IGN);
+  // Likewise a file size limit (ulimit -f, a full quota): the write fails
+  // with EFBIG and the run ends with a clear error and exit 3, instead of
+  // the kernel's SIGXFSZ killing the process half-way through a file.
+  std::signal(SIGXFSZ, SIG_IGN);
   positional_ = &default_inputs_;
   add_flag({"-q", "--quiet"}, "no warnings or progress on stderr", &quiet_);
 }
@@ -289,14 +295,19 @@ std::optional<int> Tool::parse(int argc, char** argv) {
 std::FILE* Tool::out() {
   if (!impl_->writer) {
     if (!output_.empty() && output_ != "-") {
-      impl_->tmp_path = output_ + ".tmp." + std::to_string(getpid());
+      // Found now rather than at the final rename, after all the work.
+      struct stat st {};
+      if (::stat(output_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+        throw FatalError(output_ + ": is a directory");
+      impl_->tmp_path = temp_path_for(output_);
       impl_->out = std::fopen(impl_->tmp_path.c_str(), "wb");
       if (!impl_->out) {
         impl_->tmp_path.clear();
         throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
       }
     }
-    impl_->writer = std::make_unique<RecordWriter>(impl_->out);
+    impl_->writer = std::make_unique<RecordWriter>(
+        impl_->out, impl_->tmp_path.empty() ? std::string("stdout") : output_);
   }
   return impl_->out;
 }
@@ -314,12 +325,13 @@ int Tool::run(const std::function<int()>& body) {
     out();
     impl_->writer->flush();
     if (!impl_->tmp_path.empty()) {
-      if (std::fclose(impl_->out) != 0)
-        throw FatalError(output_ + ": write error: " + std::strerror(errno));
+      std::FILE* f = impl_->out;
       impl_->out = stdout;
-      if (std::rename(impl_->tmp_path.c_str(), output_.c_str()) != 0)
-        throw FatalError(output_ + ": cannot rename into place: " + std::strerror(errno));
+      if (std::fclose(f) != 0)
+        throw FatalError(output_ + ": write error: " + std::strerror(errno));
+      std::string tmp = std::move(impl_->tmp_path);
       impl_->tmp_path.clear();
+      rename_into_place(tmp, output_);
     }
     return rc;
   } catch (const BrokenPipe&) {

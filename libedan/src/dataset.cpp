@@ -168,10 +168,25 @@ void index_folders(const IndexOptions& opt, Layout layout, const std::string& ro
   }
 }
 
+// A .pts file of 68 points is under 2 KiB; anything past this is not one
+// (and a FIFO or /dev/zero named x.pts must not fill memory).
+constexpr std::size_t kMaxPtsBytes = std::size_t{1} << 20;
+
+// The text of a small file, or nullopt when it cannot be opened or read.
+// Throws RecordError naming it when it is a directory or larger than
+// kMaxPtsBytes.
 std::optional<std::string> read_text(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw RecordError(path + ": is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  char chunk[4096];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxPtsBytes)
+      throw RecordError(path + ": larger than " + std::to_string(kMaxPtsBytes) + " bytes");
+  }
   if (in.bad()) return std::nullopt;
   return text;
 }
@@ -195,7 +210,13 @@ void index_300w(const IndexOptions& opt, const std::string& root,
     r["dataset"] = dataset_name(opt, dataset);
     if (split) r["split"] = *split;
     const std::string pts = image.substr(0, image.rfind('.')) + ".pts";
-    auto text = read_text(pts);
+    std::optional<std::string> text;
+    try {
+      text = read_text(pts);
+    } catch (const RecordError& e) {
+      emit(error_record(std::move(r), image + ": no landmarks: " + e.what()));
+      continue;
+    }
     if (!text) {
       emit(error_record(std::move(r), image + ": no landmarks: cannot read " + pts));
       continue;
@@ -257,6 +278,11 @@ struct CsvFile {
     if (!reader.next(text)) {
       if (in.bad()) throw FatalError(path + ": read error");
       return false;
+    }
+    if (reader.too_long()) {
+      error = where() + "CSV line longer than " + std::to_string(reader.max_record_bytes()) +
+              " bytes";
+      return true;
     }
     try {
       fields = parse_csv_record(text);
@@ -632,19 +658,56 @@ std::vector<std::string> parse_csv_record(std::string_view text) {
   return fields;
 }
 
+namespace {
+// One physical line into `line` (without its '\n'), keeping at most `max`
+// bytes: `cut` tells that the rest was dropped. False at the end of input
+// when nothing was read. Unlike std::getline, memory stays bounded whatever
+// the file holds.
+bool read_line(std::istream& in, std::string& line, std::size_t max, bool& cut) {
+  line.clear();
+  cut = false;
+  std::streambuf* sb = in.rdbuf();
+  bool any = false;
+  for (;;) {
+    int c = sb ? sb->sbumpc() : std::char_traits<char>::eof();
+    if (c == std::char_traits<char>::eof()) {
+      if (!any) in.setstate(std::ios::eofbit | std::ios::failbit);
+      return any;
+    }
+    any = true;
+    if (c == '\n') return true;
+    if (line.size() < max)
+      line.push_back(static_cast<char>(c));
+    else
+      cut = true;
+  }
+}
+}  // namespace
+
 bool CsvReader::next(std::string& text) {
   text.clear();
+  too_long_ = false;
   std::string line;
   bool open = false;  // inside a quoted field
-  while (std::getline(in_, line)) {
+  bool cut = false;
+  while (read_line(in_, line, max_record_ + 1, cut)) {
     ++line_;
     if (!open) {
-      if (trim(line).empty()) continue;
+      if (!cut && trim(line).empty()) continue;
       record_line_ = line_;
     } else {
       text += '\n';
     }
+    if (cut && !open) {
+      // A record's first line longer than a whole record may be: the record
+      // is dropped, reading goes on after that line.
+      text.clear();
+      too_long_ = true;
+      return true;
+    }
     text += line;
+    // Inside a quote, a cut line makes the record too long: it ends here
+    // (below) and the parser reports the unclosed quote.
     // Quotes come in pairs in a complete record ("" inside a field too).
     if (std::count(line.begin(), line.end(), '"') % 2 != 0) open = !open;
     if (!open || text.size() > max_record_) return true;

@@ -24,6 +24,18 @@ void make_dirs(const std::string& path) {
   if (ec) throw FatalError(path + ": cannot create directory: " + ec.message());
 }
 
+void check_writable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw FatalError(path + ": is a directory");
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) make_dirs(parent.string());
+  std::string probe = temp_path_for(path);
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw FatalError(path + ": cannot write: " + errno_text());
+  ::close(fd);
+  std::remove(probe.c_str());
+}
+
 std::string temp_path_for(const std::string& path) {
   static std::atomic<unsigned> counter{0};
   return path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
@@ -37,7 +49,7 @@ void rename_into_place(const std::string& from, const std::string& to) {
   }
 }
 
-void write_file_atomic(const std::string& path, std::string_view bytes) {
+void write_file_atomic(const std::string& path, std::string_view bytes, bool durable) {
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
   std::string tmp = temp_path_for(path);
@@ -55,12 +67,22 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::close(fd) != 0) {
+  if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
     std::string why = errno_text();
+    if (durable) ::close(fd);
     std::remove(tmp.c_str());
     throw FatalError(path + ": write error: " + why);
   }
   rename_into_place(tmp, path);
+  if (durable) {
+    // The rename itself lives in the directory.
+    std::string dir = parent.empty() ? "." : parent.string();
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
 }
 
 }  // namespace edan

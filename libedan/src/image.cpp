@@ -278,11 +278,18 @@ cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_
                        " pixels is larger than the maximum of " + std::to_string(max_pixels) +
                        " pixels");
   };
-  if (auto size = peek_image_size(bytes)) {
-    if (size->width <= 0 || size->height <= 0)
-      throw RecordError(name + ": image header gives an empty size");
-    if (size->width > max_pixels / size->height) throw too_large(size->width, size->height);
-  }
+  // Only formats whose size is known before decoding are decoded: OpenCV
+  // would allocate the pixels of any other (Sun raster, PAM, PFM, HDR, ...)
+  // from its header before finding the data missing, and decodes some of
+  // them through a temporary file.
+  auto size = peek_image_size(bytes);
+  if (!size)
+    throw RecordError(name +
+                      ": cannot decode: not a PNG, JPEG, BMP, TIFF, WebP or PNM image, or its "
+                      "header is cut short");
+  if (size->width <= 0 || size->height <= 0)
+    throw RecordError(name + ": image header gives an empty size");
+  if (size->width > max_pixels / size->height) throw too_large(size->width, size->height);
   Bytes d{bytes};
   if (is_png(d) && !png_complete(d)) throw RecordError(name + ": truncated PNG (no IEND chunk)");
   if (is_jpeg(d) && !jpeg_complete(d))

@@ -482,7 +482,7 @@ void save_model(const std::string& path, EmotionalDan& model, const ModelMeta& m
   } catch (const c10::Error& e) {
     throw FatalError(path + ": cannot serialise the model: " + torch_message(e));
   }
-  write_file_atomic(path, bytes.str());
+  write_file_atomic(path, bytes.str(), /*durable=*/true);
 }
 
 LoadedModel load_model(const std::string& path, const torch::Device& device) {

@@ -23,6 +23,7 @@
 #include "edan/augment.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
+#include "edan/image.hpp"
 #include "edan/version.hpp"
 
 namespace edan {
@@ -242,8 +243,10 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
       // Checked first: OpenCV would also print its own warning on stderr.
       if (!std::filesystem::is_regular_file(file, ec))
         throw RecordError(*path + ": cannot read image: no such file");
-      cv::Mat img = cv::imread(file, cv::IMREAD_GRAYSCALE);
-      if (img.empty()) throw RecordError(*path + ": cannot read image");
+      // read_gray, as edan-predict reads faces: the same pixels for the same
+      // file (alpha, EXIF orientation), and its limits (an image larger than
+      // kMaxImagePixels is refused from its header, before decoding).
+      cv::Mat img = read_gray(file);
       const double sx = static_cast<double>(size) / img.cols;
       const double sy = static_cast<double>(size) / img.rows;
       if (img.cols != size || img.rows != size) {
@@ -363,6 +366,10 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
   check_options(opt);
   ModelConfig config = train_config(opt);
   ClassSet classes = parse_class_set(opt.classes);
+  // Before hours of training, not after them.
+  check_writable(opt.output);
+  check_writable(opt.checkpoint.empty() ? opt.output + ".ckpt" : opt.checkpoint);
+  if (!opt.log.empty()) check_writable(opt.log);
   TrainingData data;
   data.sources = sources;
   std::string base = sources.size() == 1 ? dir_of(sources.front()) : "";
@@ -747,16 +754,16 @@ void save_checkpoint(const std::string& path, EmotionalDan& model, const Snapsho
   boost::json::object meta{
       {"format", "edan-train-checkpoint 1"}, {"fingerprint", print}, {"state", state.to_json()}};
   archive.write("meta", c10::IValue(boost::json::serialize(meta)));
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) make_dirs(parent.string());
-  std::string tmp = temp_path_for(path);
+  // Serialised in memory and written by write_file_atomic, whose write
+  // errors (a full disk) are checked; LibTorch's own file writer is not
+  // relied on to notice them.
+  std::ostringstream bytes;
   try {
-    archive.save_to(tmp);
+    archive.save_to(bytes);
   } catch (const std::exception& e) {
-    std::remove(tmp.c_str());
     throw FatalError(path + ": cannot write checkpoint: " + e.what());
   }
-  rename_into_place(tmp, path);
+  write_file_atomic(path, bytes.str(), /*durable=*/true);
 }
 
 struct LoadedCheckpoint {

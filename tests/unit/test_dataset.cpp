@@ -306,7 +306,9 @@ TEST(Dataset_CsvReader, boundsAnUnclosedQuote) {
   edan::CsvReader reader(in, /*max_record_bytes=*/8);
   std::string text;
   ASSERT_TRUE(reader.next(text));
-  EXPECT_EQ(text, "\"a\nbbbbbbbbbb");
+  // The record ends at the limit; its last physical line is kept only up to
+  // max_record_bytes + 1 bytes (memory stays bounded).
+  EXPECT_EQ(text, "\"a\nbbbbbbbbb");
   EXPECT_NE(record_error([&] { edan::parse_csv_record(text); }), "");
   ASSERT_TRUE(reader.next(text));
   EXPECT_EQ(text, "cc");
@@ -534,4 +536,21 @@ TEST(Dataset_IndexDataset, threeHundredWLandmarksAndErrors) {
   EXPECT_DOUBLE_EQ((*shape)[0].y, 0);
   EXPECT_TRUE(contains(str(recs[1], "error"), "b.pts")) << str(recs[1], "error");
   EXPECT_TRUE(contains(str(recs[2], "error"), "found 60 points")) << str(recs[2], "error");
+}
+
+TEST(Dataset_CsvReader, dropsAnOverlongLineWithBoundedMemory) {
+  // The first line is 20 bytes, over the 8-byte limit: dropped (too_long),
+  // never held whole; the next line is read as usual.
+  std::istringstream in(std::string(20, 'x') + "\n\"a\",b\n");
+  edan::CsvReader reader(in, /*max_record_bytes=*/8);
+  std::string text;
+  ASSERT_TRUE(reader.next(text));
+  EXPECT_TRUE(reader.too_long());
+  EXPECT_EQ(text, "");
+  EXPECT_EQ(reader.line_no(), 1u);
+  ASSERT_TRUE(reader.next(text));
+  EXPECT_FALSE(reader.too_long());
+  EXPECT_EQ(text, "\"a\",b");
+  EXPECT_EQ(reader.line_no(), 2u);
+  EXPECT_FALSE(reader.next(text));
 }

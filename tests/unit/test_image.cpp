@@ -237,3 +237,11 @@ TEST(Image_ReadGray, missingAndEmptyFilesNameThePath) {
                       "image path contains a NUL byte");
   std::filesystem::remove_all(dir);
 }
+
+TEST(Image_DecodeGray, refusesFormatsWithoutAHeaderCheck) {
+  // A 30000 x 30000 PAM header: OpenCV would allocate before reading; edan
+  // does not hand it over.
+  expect_record_error(
+      [] { edan::decode_gray("P7\nWIDTH 30000\nHEIGHT 30000\nDEPTH 1\nMAXVAL 255\nENDHDR\n", "x.pam"); },
+      "x.pam: cannot decode: not a PNG, JPEG, BMP, TIFF, WebP or PNM image");
+}

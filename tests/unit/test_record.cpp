@@ -82,3 +82,28 @@ TEST(Record_ToLine, numbersReadable) {
   r["s"] = "q\"uote";
   EXPECT_EQ(edan::to_line(r), R"({"a":63.0,"b":31.25,"c":7,"d":1e-07,"e":null,"s":"q\"uote"})");
 }
+
+TEST(Record_ParseLine, invalidUtf8IsKeptByteForByte) {
+  // A file name that is not UTF-8, as a bare path and inside a JSON string:
+  // written back unchanged, and read again as the same record.
+  Record bare = edan::parse_line("a\xff\xfe.png", 1);
+  ASSERT_FALSE(edan::has_error(bare));
+  EXPECT_EQ(edan::to_line(bare), "{\"image\":\"a\xff\xfe.png\"}");
+  Record back = edan::parse_line(edan::to_line(bare), 2);
+  ASSERT_FALSE(edan::has_error(back));
+  EXPECT_EQ(back, bare);
+}
+
+TEST(Record_RecordReader, overlongLineIsAnErrorAndReadingGoesOn) {
+  std::string text = std::string(100, 'x') + "\n{\"a\":1}\n";
+  std::FILE* in = fmemopen(text.data(), text.size(), "rb");
+  ASSERT_NE(in, nullptr);
+  edan::RecordReader reader(in, "t", /*max_line_bytes=*/10);
+  Record r;
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(edan::to_line(r), R"({"error":"t:1: line longer than 10 bytes","line":1})");
+  ASSERT_TRUE(reader.next(r));
+  EXPECT_EQ(edan::to_line(r), R"({"a":1})");
+  EXPECT_FALSE(reader.next(r));
+  std::fclose(in);
+}

@@ -144,14 +144,21 @@ class CsvReader {
   // of input, or one that would make the record longer than
   // max_record_bytes, ends the record there: parse_csv_record() then
   // reports the unclosed quote, and reading goes on with the next line.
+  // A single physical line longer than max_record_bytes is not kept: next()
+  // returns true with an empty `text` and too_long() set, and reading goes
+  // on after that line. Memory stays bounded by about 2 x max_record_bytes.
   bool next(std::string& text);
   // The physical line (1-based) on which the last record started.
   std::size_t line_no() const { return record_line_; }
+  // Whether the last record was dropped for its length (see next()).
+  bool too_long() const { return too_long_; }
+  std::size_t max_record_bytes() const { return max_record_; }
 
  private:
   std::istream& in_;
   std::size_t max_record_;
   std::size_t line_ = 0, record_line_ = 0;
+  bool too_long_ = false;
 };
 
 // Column positions by header name (exact names, case-insensitive).

@@ -1,8 +1,9 @@
 #pragma once
-// Image decoding: any file OpenCV can read becomes one 8-bit grayscale
-// cv::Mat, the only image type the rest of edan handles. Sizes are checked
-// from the file header before the pixels are decoded (PNG, JPEG, GIF, BMP,
-// TIFF, WebP, PNM), so a "decompression bomb" is refused cheaply.
+// Image decoding: a PNG, JPEG, BMP, TIFF, WebP or PNM file becomes one 8-bit
+// grayscale cv::Mat, the only image type the rest of edan handles. Sizes
+// are checked from the file header before the pixels are decoded, so a
+// "decompression bomb" is refused cheaply; formats whose header edan does
+// not read are refused rather than handed to OpenCV.
 #include <cstdint>
 #include <opencv2/core.hpp>
 #include <optional>
@@ -45,11 +46,11 @@ cv::Mat to_gray8(const cv::Mat& img);
 
 // Decodes the bytes of an image file into 8-bit grayscale (to_gray8), upright
 // (EXIF orientation applied). `name` is the file name used in messages.
-// Throws RecordError naming `name` when the bytes are empty, the header says
-// the image is larger than max_pixels (checked before decoding where
-// peek_image_size knows the format; after decoding otherwise), a JPEG or PNG
-// is truncated (no end-of-image marker / IEND chunk), or OpenCV cannot decode
-// them.
+// Throws RecordError naming `name` when the bytes are empty, are not one of
+// the formats peek_image_size reads (GIF too, which OpenCV 4.6 cannot
+// decode), the header says the image is larger than max_pixels (checked
+// before decoding), a JPEG or PNG is truncated (no end-of-image marker /
+// IEND chunk), or OpenCV cannot decode them.
 cv::Mat decode_gray(std::string_view bytes, const std::string& name,
                     std::int64_t max_pixels = kMaxImagePixels);
 

@@ -22,6 +22,8 @@ using Record = boost::json::object;
 //    {"image": line} (so `ls *.jpg | edan-predict` works);
 //  - anything else (malformed JSON, a JSON value that is not an object)
 //    becomes {"error": "<source>:<line_no>: ...", "line": line_no}.
+// Strings may hold invalid UTF-8 (file names are bytes): it is kept as is,
+// and to_line writes it back unchanged.
 Record parse_line(std::string_view line, std::size_t line_no, std::string_view source = "-");
 
 // Serialises a record compactly, without a trailing newline.
@@ -29,7 +31,9 @@ std::string to_line(const Record& r);
 
 // Reads records line by line from a FILE*, with bounded memory: a line longer
 // than max_line_bytes is discarded (up to its newline) and yields an error
-// record naming its line number. Blank lines are skipped.
+// record naming its line number; reading goes on with the next line. The
+// line buffer never exceeds max_line_bytes (2x while it grows). Blank lines
+// are skipped.
 class RecordReader {
  public:
   static constexpr std::size_t kDefaultMaxLine = std::size_t{64} << 20;  // 64 MiB
@@ -54,16 +58,21 @@ struct BrokenPipe : std::exception {
 };
 // Writes text to out, checked: throws BrokenPipe on EPIPE and FatalError on
 // other write errors (e.g. a full disk). Flushes when flush is true.
-void write_text(std::FILE* out, std::string_view text, bool flush = false);
+// `name`, when given, prefixes the message of a write error.
+void write_text(std::FILE* out, std::string_view text, bool flush = false,
+                std::string_view name = {});
 
+// `name` (e.g. the output file) prefixes the message of a write error.
 class RecordWriter {
  public:
-  explicit RecordWriter(std::FILE* out) : out_(out) {}
+  explicit RecordWriter(std::FILE* out, std::string name = {})
+      : out_(out), name_(std::move(name)) {}
   void write(const Record& r);
   void flush();
 
  private:
   std::FILE* out_;
+  std::string name_;
 };
 
 // --- field access ----------------------------------------------------------
