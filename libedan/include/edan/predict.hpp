@@ -50,7 +50,8 @@ class FaceSourceFlags {
 class Predictor {
  public:
   // Takes a loaded model (load_model) and the device it lives on; puts the
-  // model in eval mode. `options` gives the face detector for records
+  // model in eval mode and predicts with an inference-prepared copy of it
+  // (prepare_for_inference: BatchNorm folded, no dropout), made once here. `options` gives the face detector for records
   // without a crop (created on first use; UsageError for an unknown name).
   Predictor(LoadedModel loaded, torch::Device device, PredictOptions options = {});
   // Resolves options: threads (set_threads), device (parse_device: throws
@@ -93,7 +94,14 @@ class Predictor {
  private:
   struct Croppers;
   Croppers& croppers();
+  // The forward pass of predict: probs [N,C] and landmarks [N,68,2] as CPU
+  // doubles, labels [N] (argmax), under InferenceMode.
+  struct Outputs {
+    torch::Tensor probs, labels, landmarks;
+  };
+  Outputs forward(const torch::Tensor& pixels);
   LoadedModel loaded_;
+  torch::Tensor input_;  // reused input buffer of annotate / predict_frame
   torch::Device device_;
   PredictOptions options_;
   std::unique_ptr<Croppers> croppers_;
