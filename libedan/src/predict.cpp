@@ -176,12 +176,23 @@ torch::Tensor to_pixels(const std::vector<const cv::Mat*>& faces, std::int64_t s
 
 }  // namespace
 
+struct Predictor::BatchFaces {
+  std::vector<FaceInput> faces;     // per record of the batch
+  std::vector<std::string> errors;  // per record; empty: read
+};
+
 void Predictor::annotate(std::vector<Record*>& batch) {
+  annotate(batch, *read_faces(batch));
+}
+
+std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<Record*>& batch) {
   const std::int64_t n = static_cast<std::int64_t>(batch.size());
-  const std::int64_t s = size();
-  const int si = static_cast<int>(s);
-  std::vector<FaceInput> faces(batch.size());
-  std::vector<std::string> errors(batch.size());
+  const int si = static_cast<int>(size());
+  auto read = std::make_shared<BatchFaces>();
+  auto& faces = read->faces;
+  auto& errors = read->errors;
+  faces.resize(batch.size());
+  errors.resize(batch.size());
   bool detect = false;
   for (auto* r : batch) detect = detect || !r->contains("crop");
   Croppers* pool = detect ? &croppers() : nullptr;
@@ -208,6 +219,15 @@ void Predictor::annotate(std::vector<Record*>& batch) {
       }
     }
   });
+  return read;
+}
+
+void Predictor::annotate(std::vector<Record*>& batch, BatchFaces& read) {
+  if (read.faces.size() != batch.size())
+    throw std::invalid_argument("annotate: faces read for another batch");
+  const std::int64_t s = size();
+  const auto& faces = read.faces;
+  const auto& errors = read.errors;
   std::vector<std::size_t> live;
   std::vector<const cv::Mat*> pixels;
   for (std::size_t i = 0; i < faces.size(); ++i) {
@@ -273,6 +293,15 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
     out.push_back(std::move(r));
   }
   return out;
+}
+
+int annotate_records(cli::Tool& tool, Predictor& predictor) {
+  using Faces = std::shared_ptr<Predictor::BatchFaces>;
+  return tool.map_batches(
+      [&](std::vector<Record*>& batch) -> std::any { return predictor.read_faces(batch); },
+      [&](std::vector<Record*>& batch, std::any& faces) {
+        predictor.annotate(batch, *std::any_cast<Faces&>(faces));
+      });
 }
 
 void predict_video(Predictor& predictor, const VideoSource& source,

@@ -86,6 +86,15 @@ class Predictor {
   // (naming the file); the others are still predicted.
   void annotate(std::vector<Record*>& batch);
 
+  // annotate in two steps, so that reading a batch can overlap predicting
+  // the previous one (annotate_records). read_faces reads (and detects) the
+  // faces of a batch without touching the network: it may run on another
+  // thread than the other step, one call at a time. annotate(batch, faces)
+  // predicts them; records whose face could not be read gain "error".
+  struct BatchFaces;
+  std::shared_ptr<BatchFaces> read_faces(const std::vector<Record*>& batch);
+  void annotate(std::vector<Record*>& batch, BatchFaces& faces);
+
   // For video: predicts every face of an 8-bit grayscale frame given as
   // rows×cols bytes (row-major), largest first. Each result is a record with
   // "face", "box", "score" and "pred" (landmarks in frame pixels).
@@ -106,6 +115,11 @@ class Predictor {
   PredictOptions options_;
   std::unique_ptr<Croppers> croppers_;
 };
+
+// edan-predict's record loop: tool.map_batches with read_faces on the
+// reader thread, overlapped with the network (annotate) on this one.
+// Returns map_batches's exit status.
+int annotate_records(cli::Tool& tool, Predictor& predictor);
 
 // Where predict_video reads frames from.
 struct VideoSource {
