@@ -5,10 +5,10 @@
 # otherwise idle machine.
 #
 #   bench/run.sh BIN_DIR
-# Environment (counts scale the run time; the defaults take ~12 min on 2 cores):
+# Environment (counts scale the run time; the defaults take ~10 min on 2 cores):
 #   EDAN_BENCH_RUNS=3            runs per figure
-#   EDAN_BENCH_FACES=3000        faces per predict run for small; dan gets 1/48
-#                                of it, paper 1/192 (same run time, roughly)
+#   EDAN_BENCH_FACES=1500        faces per predict run for small; dan gets 1/48
+#                                of it (at least 32), paper 1/192 (at least 16)
 #   EDAN_BENCH_PRESETS="small dan paper"
 #   EDAN_BENCH_BATCHES="1 8 32"
 #   EDAN_BENCH_PYTHON=/usr/bin/python3   the reference's interpreter ("" = skip)
@@ -26,7 +26,7 @@ build=$(cd "$bin/.." && pwd)
 fixtures=$build/tests
 src=$(cd "$(dirname "$0")/.." && pwd)
 runs=${EDAN_BENCH_RUNS:-3}
-faces=${EDAN_BENCH_FACES:-3000}
+faces=${EDAN_BENCH_FACES:-1500}
 presets=${EDAN_BENCH_PRESETS:-small dan paper}
 batches=${EDAN_BENCH_BATCHES:-1 8 32}
 python=${EDAN_BENCH_PYTHON-/usr/bin/python3}
@@ -109,8 +109,10 @@ for preset in $presets; do
   "$fixtures/make-model" --preset "$preset" --size "$size" --widths "$widths" --fc 256 \
     --trained-like "m-$preset.edan" -q
   pgm "$size" "face-$size.pgm"
-  case $preset in small) n=$faces ;; dan) n=$((faces / 48)) ;; *) n=$((faces / 192)) ;; esac
-  [ "$n" -ge 4 ] || n=4
+  # dan and paper: fewer faces (each costs 50 or 200 times more), at least
+  # 32 and 16 so that batches of 32 (paper: 16) are full.
+  case $preset in small) n=$faces ;; dan) n=$((faces / 48)); min=32 ;; *) n=$((faces / 192)); min=16 ;; esac
+  [ "$preset" = small ] || [ "$n" -ge "$min" ] || n=$min
   for _ in $(seq "$n"); do echo "{\"crop\":\"face-$size.pgm\"}"; done > "in-$preset.jsonl"
   if [ -n "$python" ]; then
     note "$preset: reference check"
@@ -192,10 +194,11 @@ out=$(jq --argjson t "$train" '.train = $t' <<< "$out")
 crop='[]'
 if [ -d "$data/300w-subset/afw" ]; then
   mkdir -p photos
-  ls "$data/300w-subset/afw/"*.jpg | head -n "$photos" | while read -r f; do
+  sources=("$data"/300w-subset/afw/*.jpg)
+  for f in "${sources[@]:0:$photos}"; do
     "$fixtures/make-image" photo "$f" 640 480 "photos/$(basename "$f")"
-  done
-  ls "$work"/photos/*.jpg | while read -r f; do echo "{\"image\":\"$f\"}"; done > photos.jsonl
+    echo "{\"image\":\"$work/photos/$(basename "$f")\"}"
+  done > photos.jsonl
   np=$(wc -l < photos.jsonl)
   for det in $detectors; do
     note "crop: $det ($np photos)"
