@@ -46,3 +46,12 @@ q '.train[] | "| edan-train \(.preset), batch 16 (images/s) | \(.images_per_s.me
 q '.crop[] | "| edan-crop \(.detector) (faces/s; \(.faces) faces in \(.photos) photos) | \(.faces_per_s.median) [\(.faces_per_s.min)–\(.faces_per_s.max)] | `\(.command)` |"'
 q '"| peak RSS, \(.rss_kb.short.records) records (KiB) | \(.rss_kb.short.median) [\(.rss_kb.short.min)–\(.rss_kb.short.max)] | `\(.rss_kb.command | gsub("[|]"; "\\|"))` |"'
 q '"| peak RSS, \(.rss_kb.long.records) records (KiB) | \(.rss_kb.long.median) [\(.rss_kb.long.min)–\(.rss_kb.long.max)] | long/short = \(.rss_kb.long_over_short) |"'
+echo
+echo "### Targets of issue 7 (met / not met, in this run)"
+echo
+echo "| target | measured | met |"
+echo "|---|--:|---|"
+q '.predict[] | select(.batch == 8 and .edan_over_python != null) | "| edan-predict ≥ 1.2× the Python reference at batch 8, \(.preset) | \(.edan_over_python)× | \(if .edan_over_python >= 1.2 then "yes" else "no" end) |"'
+q '.conv_body[] | select(.preset == "dan") | "| dan conv body at batch 8 ≥ 70% of the measured FP32 peak | \(.fraction_of_peak * 100 | round)% | \(if .fraction_of_peak >= 0.7 then "yes" else "no" end) |"'
+q '"| startup to first record < 0.5 s (small model) | \(.startup_seconds.median) s | \(if .startup_seconds.median < 0.5 then "yes" else "no" end) |"'
+q '"| peak RSS of a \(.rss_kb.long.records)-record stream within 10% of a 1000-record one | \(.rss_kb.long_over_short)× | \(if .rss_kb.long_over_short <= 1.1 then "yes" else "no" end) |"'
