@@ -5,7 +5,7 @@
 # otherwise idle machine.
 #
 #   bench/run.sh BIN_DIR
-# Environment (counts scale the run time; the defaults take ~10 min on 2 cores):
+# Environment (counts scale the run time; the defaults: an estimated 10-15 min on 2 cores):
 #   EDAN_BENCH_RUNS=3            runs per figure
 #   EDAN_BENCH_FACES=1500        faces per predict run for small; dan gets 1/48
 #                                of it (at least 32), paper 1/192 (at least 16)
