@@ -32,7 +32,10 @@ test: unit cli
 install: build
 	cmake --install $(BUILD)
 
-bench: build
+# One JSON document on stdout (the build's messages go to stderr);
+# bench/README.md lists the figures and the EDAN_BENCH_* knobs.
+bench:
+	@$(MAKE) --no-print-directory build >&2
 	@bash bench/run.sh $(abspath $(BIN))
 
 demo: build

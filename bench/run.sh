@@ -1,44 +1,239 @@
 #!/usr/bin/env bash
-# make bench: prints one JSON document. For now one figure: edan-predict's
-# throughput on pre-cropped faces with a random-weight model of each preset
-# (the median, min and max of 3 runs, start-up included). Not a timed test.
+# make bench: prints one JSON document (bench/README.md says what each figure
+# is). Every figure is the median, min and max of $EDAN_BENCH_RUNS runs (3),
+# with the command line that produced it. Not a timed test: run it on an
+# otherwise idle machine.
+#
+#   bench/run.sh BIN_DIR
+# Environment (counts scale the run time; the defaults: an estimated 10-15 min on 2 cores):
+#   EDAN_BENCH_RUNS=3            runs per figure
+#   EDAN_BENCH_FACES=1500        faces per predict run for small; dan gets 1/48
+#                                of it (at least 32), paper 1/192 (at least 16)
+#   EDAN_BENCH_PRESETS="small dan paper"
+#   EDAN_BENCH_BATCHES="1 8 32"
+#   EDAN_BENCH_PYTHON=/usr/bin/python3   the reference's interpreter ("" = skip)
+#   EDAN_BENCH_BEFORE=DIR        an older build's bin/ dir (with ../libedan.so):
+#                                its edan-predict at batch 8, and after/before ratios
+#   EDAN_BENCH_TRAIN_PRESETS="small"     edan-train step figures
+#   EDAN_BENCH_TRAIN_STEPS=8     steps timed (the difference of a 2-step run
+#                                and a 2+N-step run: start-up and loading cancel)
+#   EDAN_BENCH_PHOTOS=24         640x480 photos per edan-crop run
+#   EDAN_BENCH_DETECTORS="haar lbp dlib none"
+#   EDAN_BENCH_STREAM=100000     records of the long peak-RSS stream (vs 1000)
 set -euo pipefail
-bin=${1:?usage: bench/run.sh BIN_DIR}
-fixtures=$(cd "$bin/../tests" && pwd)
+bin=$(cd "${1:?usage: bench/run.sh BIN_DIR}" && pwd)
+build=$(cd "$bin/.." && pwd)
+fixtures=$build/tests
+src=$(cd "$(dirname "$0")/.." && pwd)
+runs=${EDAN_BENCH_RUNS:-3}
+faces=${EDAN_BENCH_FACES:-1500}
+presets=${EDAN_BENCH_PRESETS:-small dan paper}
+batches=${EDAN_BENCH_BATCHES:-1 8 32}
+python=${EDAN_BENCH_PYTHON-/usr/bin/python3}
+before=${EDAN_BENCH_BEFORE:-}
+train_presets=${EDAN_BENCH_TRAIN_PRESETS:-small}
+train_steps=${EDAN_BENCH_TRAIN_STEPS:-8}
+photos=${EDAN_BENCH_PHOTOS:-24}
+detectors=${EDAN_BENCH_DETECTORS:-haar lbp dlib none}
+stream=${EDAN_BENCH_STREAM:-100000}
+data=${EDAN_DATA:-$src/../shared/data}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+start=$(date +%s)
 
-runs=3
-n=${EDAN_BENCH_FACES:-2000}
-result="{\"machine\":{\"cpu\":\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cores\":$(nproc)},\"predict\":["
-first=1
-for spec in "small 48" "dan 112" "paper 224"; do
-  set -- $spec
-  preset=$1 size=$2
-  "$fixtures/make-model" --preset "$preset" --size "$size" --widths "$( [ "$preset" = small ] && echo 16,48,96,192 || echo 64,128,256,512)" --fc 256 "m-$preset.edan" -q
-  "$fixtures/make-image" ramp "$size" "$size" "face-$size.png"
-  count=$n
-  [ "$preset" = dan ] && count=$((n / 4))
-  [ "$preset" = paper ] && count=$((n / 16))
-  for _ in $(seq "$count"); do echo "{\"crop\":\"face-$size.png\"}"; done > "in-$size.jsonl"
-  for batch in 1 8 32; do
-    times=()
-    for _ in $(seq $runs); do
-      s=$(date +%s.%N)
-      "$bin/edan-predict" -m "m-$preset.edan" --batch "$batch" -q "in-$size.jsonl" > /dev/null
-      e=$(date +%s.%N)
-      times+=("$(awk -v a="$s" -v b="$e" 'BEGIN { printf "%.4f", b - a }')")
-    done
-    sorted=$(printf '%s\n' "${times[@]}" | sort -g)
-    min=$(echo "$sorted" | head -1) med=$(echo "$sorted" | sed -n 2p) max=$(echo "$sorted" | tail -1)
-    fps() { awk -v n="$count" -v t="$1" 'BEGIN { printf "%.1f", n / t }'; }
-    [ $first -eq 1 ] || result+=","
-    first=0
-    result+="{\"preset\":\"$preset\",\"size\":$size,\"batch\":$batch,\"faces\":$count,"
-    result+="\"faces_per_s\":{\"median\":$(fps "$med"),\"min\":$(fps "$max"),\"max\":$(fps "$min")},"
-    result+="\"command\":\"edan-predict -m $preset.edan --batch $batch (random weights, $count crops of ${size}px)\"}"
+if [ -n "$python" ] && ! "$python" -c 'import torch' 2>/dev/null; then python=""; fi
+note() { printf 'bench: %s\n' "$*" >&2; }
+
+# seconds CMD...: runs CMD (stdout discarded), prints its wall-clock seconds.
+seconds() {
+  local s e
+  s=$(date +%s.%N)
+  "$@" > /dev/null
+  e=$(date +%s.%N)
+  awk -v a="$s" -v b="$e" 'BEGIN { printf "%.4f", b - a }'
+}
+# stats V...: {"median","min","max","runs"} of numbers.
+stats() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    printf "{\"median\":%.2f,\"min\":%.2f,\"max\":%.2f,\"runs\":%d}", v[int((NR + 1) / 2)], v[1], v[NR], NR }'
+}
+# rate WORK CMD...: runs CMD $runs times; stats of WORK / seconds.
+rate() {
+  local work=$1 r=() t
+  shift
+  for _ in $(seq "$runs"); do
+    t=$(seconds "$@")
+    r+=("$(awk -v n="$work" -v t="$t" 'BEGIN { printf "%.4f", n / t }')")
   done
+  stats "${r[@]}"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "null" }'; }
+median() { jq -r .median <<< "$1"; }
+# A PGM face of side S (a smooth gradient with a face-sized blob), which both
+# edan (OpenCV) and the Python reference decode.
+pgm() {
+  { printf 'P5\n%d %d\n255\n' "$1" "$1"
+    awk -v s="$1" 'BEGIN { for (y = 0; y < s; y++) for (x = 0; x < s; x++) {
+      d = ((x - s / 2) ^ 2 + (y - s / 2) ^ 2) / (s * s); printf "%c", 40 + int(180 * exp(-4 * d)) } }'
+  } > "$2"
+}
+config() {
+  case $1 in
+    small) echo "48 16,48,96,192" ;;
+    dan) echo "112 64,128,256,512" ;;
+    paper) echo "224 64,128,256,512" ;;
+  esac
+}
+env_before() { LD_LIBRARY_PATH="$before/..${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+
+out=$(jq -n --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+  --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
+  --arg torch "$( [ -n "$python" ] && "$python" -c 'import torch; print(torch.__version__)' || echo none)" \
+  --arg date "$(date -u +%FT%TZ)" \
+  '{machine: {cpu: $cpu, cores: $cores, kernel: $kernel, python_torch: $torch}, date: $date,
+    runs_per_figure: '"$runs"'}')
+
+# --- the machine's FP32 peak ---------------------------------------------------
+note "peak"
+peak=$("$build/bench/bench-kernels" peak --runs "$runs")
+out=$(jq --argjson p "$peak" '.peak = ($p + {command: "bench-kernels peak (torch::mm, 2048x2048 fp32)"})' <<< "$out")
+peak_gflops=$(jq -r .gflops.median <<< "$peak")
+
+# --- edan-predict vs the Python reference, and the conv body -------------------
+predict='[]'
+body='[]'
+checks='[]'
+for preset in $presets; do
+  read -r size widths <<< "$(config "$preset")"
+  "$fixtures/make-model" --preset "$preset" --size "$size" --widths "$widths" --fc 256 \
+    --trained-like "m-$preset.edan" -q
+  pgm "$size" "face-$size.pgm"
+  # dan and paper: fewer faces (each costs 50 or 200 times more), at least
+  # 32 and 16 so that batches of 32 (paper: 16) are full.
+  case $preset in small) n=$faces ;; dan) n=$((faces / 48)); min=32 ;; *) n=$((faces / 192)); min=16 ;; esac
+  [ "$preset" = small ] || [ "$n" -ge "$min" ] || n=$min
+  for _ in $(seq "$n"); do echo "{\"crop\":\"face-$size.pgm\"}"; done > "in-$preset.jsonl"
+  if [ -n "$python" ]; then
+    note "$preset: reference check"
+    c=$("$python" "$src/bench/reference.py" check "m-$preset.edan" "$fixtures/predict-raw" --n 4 || true)
+    checks=$(jq --arg p "$preset" --argjson c "${c:-null}" '. + [{preset: $p} + ($c | del(.model))]' <<< "$checks")
+  fi
+  for batch in $batches; do
+    note "$preset: batch $batch ($n faces)"
+    e=$(rate "$n" "$bin/edan-predict" -m "m-$preset.edan" --batch "$batch" -q "in-$preset.jsonl")
+    row=$(jq -n --arg p "$preset" --argjson s "$size" --argjson b "$batch" --argjson n "$n" --argjson e "$e" \
+      '{preset: $p, size: $s, batch: $b, faces: $n, edan: ($e + {command: "edan-predict -m \($p).edan --batch \($b) in.jsonl"})}')
+    if [ -n "$python" ]; then
+      py=$(rate "$n" "$python" "$src/bench/reference.py" predict "m-$preset.edan" "in-$preset.jsonl" --batch "$batch")
+      row=$(jq --argjson py "$py" --argjson r "$(ratio "$(median "$e")" "$(median "$py")")" --arg c "python3 bench/reference.py predict $preset.edan in.jsonl --batch $batch" \
+        '.python = ($py + {command: $c}) | .edan_over_python = $r' <<< "$row")
+    fi
+    if [ -n "$before" ] && [ "$batch" = 8 ]; then
+      b=$(rate "$n" env_before "$before/edan-predict" -m "m-$preset.edan" --batch "$batch" -q "in-$preset.jsonl")
+      row=$(jq --argjson b "$b" --argjson r "$(ratio "$(median "$e")" "$(median "$b")")" --arg c "BEFORE/edan-predict -m $preset.edan --batch $batch in.jsonl" \
+        '.before = ($b + {command: $c}) | .after_over_before = $r' <<< "$row")
+      if [ -n "$python" ]; then
+        row=$(jq --argjson r "$(ratio "$(median "$b")" "$(jq -r .python.median <<< "$row")")" '.before_over_python = $r' <<< "$row")
+      fi
+    fi
+    predict=$(jq --argjson r "$row" '. + [$r]' <<< "$predict")
+  done
+  note "$preset: conv body at batch 8"
+  k=$("$build/bench/bench-kernels" body "m-$preset.edan" --batch 8 --runs "$runs")
+  k=$(jq --argjson peak "$peak_gflops" --arg c "bench-kernels body $preset.edan --batch 8" \
+    '. + {fraction_of_peak: ((.gflops.median / $peak * 1000 | round) / 1000), command: $c}' <<< "$k")
+  if [ -n "$before" ]; then
+    u=$("$build/bench/bench-kernels" body "m-$preset.edan" --batch 8 --runs "$runs" --unfolded)
+    k=$(jq --argjson u "$u" '.unfolded = {gflops: $u.gflops, faces_per_s: $u.faces_per_s, command: "bench-kernels body --unfolded"}' <<< "$k")
+  fi
+  # End to end: conv FLOPs of edan-predict's batch-8 rate.
+  e8=$(jq -r --arg p "$preset" 'map(select(.preset == $p and .batch == 8))[0].edan.median // empty' <<< "$predict")
+  if [ -n "$e8" ]; then
+    k=$(jq --argjson f "$e8" --argjson peak "$peak_gflops" \
+      '.end_to_end_batch8 = {gflops: ((.conv_gflop_per_face * $f * 100 | round) / 100), fraction_of_peak: ((.conv_gflop_per_face * $f / $peak * 1000 | round) / 1000)}' <<< "$k")
+  fi
+  body=$(jq --argjson k "$k" '. + [$k]' <<< "$body")
 done
-result+="]}"
-echo "$result"
+out=$(jq --argjson p "$predict" --argjson b "$body" --argjson c "$checks" \
+  '.predict = $p | .conv_body = $b | .reference_check = $c' <<< "$out")
+
+# --- startup to the first record (the default-size model) ---------------------
+note "startup"
+echo '{"crop":"face-48.pgm"}' > one.jsonl
+[ -f face-48.pgm ] || pgm 48 face-48.pgm
+[ -f m-small.edan ] || "$fixtures/make-model" --preset small --size 48 --widths 16,48,96,192 --fc 256 m-small.edan -q
+st=()
+for _ in $(seq "$runs"); do st+=("$(seconds "$bin/edan-predict" -m m-small.edan -q one.jsonl)"); done
+out=$(jq --argjson s "$(stats "${st[@]}")" '.startup_seconds = ($s + {command: "edan-predict -m small.edan one.jsonl (one record)"})' <<< "$out")
+
+# --- edan-train: images/s of a training step at batch 16 ----------------------
+train='[]'
+for preset in $train_presets; do
+  read -r size widths <<< "$(config "$preset")"
+  pgm "$size" "train-$size.pgm"
+  labels=(neutral happy sad surprise fear disgust anger)
+  for i in $(seq 0 255); do
+    echo "{\"crop\":\"train-$size.pgm\",\"label\":\"${labels[$((i % 7))]}\",\"subject\":\"s$((i % 16))\"}"
+  done > "train-$preset.jsonl"
+  note "train $preset: $train_steps steps at batch 16"
+  r=()
+  for _ in $(seq "$runs"); do
+    base=(--preset "$preset" --batch 16 --epochs 1 --val-fraction 0 -q "train-$preset.jsonl")
+    t0=$(seconds "$bin/edan-train" "${base[@]}" -o t0.edan --checkpoint t0.ckpt --max-steps 2)
+    t1=$(seconds "$bin/edan-train" "${base[@]}" -o t1.edan --checkpoint t1.ckpt --max-steps $((2 + train_steps)))
+    rm -f t0.* t1.*
+    r+=("$(awk -v n=$((16 * train_steps)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", n / (b - a) }')")
+  done
+  train=$(jq --arg p "$preset" --argjson s "$(stats "${r[@]}")" --arg c "edan-train --preset $preset --batch 16 --max-steps K (K = 2 and $((2 + train_steps)), 256 labelled records, stage 1): 16*$train_steps / time difference" \
+    '. + [{preset: $p, batch: 16, images_per_s: $s, command: $c}]' <<< "$train")
+done
+out=$(jq --argjson t "$train" '.train = $t' <<< "$out")
+
+# --- edan-crop: faces/s on 640x480 photos per detector --------------------------
+crop='[]'
+if [ -d "$data/300w-subset/afw" ]; then
+  mkdir -p photos
+  sources=("$data"/300w-subset/afw/*.jpg)
+  for f in "${sources[@]:0:$photos}"; do
+    "$fixtures/make-image" photo "$f" 640 480 "photos/$(basename "$f")"
+    echo "{\"image\":\"$work/photos/$(basename "$f")\"}"
+  done > photos.jsonl
+  np=$(wc -l < photos.jsonl)
+  for det in $detectors; do
+    note "crop: $det ($np photos)"
+    found=$( { "$bin/edan-crop" --out crops --detector "$det" -q photos.jsonl || true; } | jq -s 'map(select(has("error") | not)) | length')
+    r=()
+    for _ in $(seq "$runs"); do
+      t=$(seconds "$bin/edan-crop" --out crops --detector "$det" -q photos.jsonl || true)
+      r+=("$(awk -v n="$found" -v t="$t" 'BEGIN { printf "%.4f", n / t }')")
+    done
+    crop=$(jq --arg d "$det" --argjson n "$np" --argjson f "$found" --argjson s "$(stats "${r[@]}")" \
+      --arg c "edan-crop --out crops --detector $det photos.jsonl ($np photos, 640x480 JPEG, from 300-W afw)" \
+      '. + [{detector: $d, photos: $n, faces: $f, faces_per_s: $s, command: $c}]' <<< "$crop")
+  done
+else
+  note "crop: skipped, no shared data at $data"
+fi
+out=$(jq --argjson c "$crop" '.crop = $c' <<< "$out")
+
+# --- peak RSS of edan-predict: a long stream vs a short one ---------------------
+note "rss: $stream records"
+"$fixtures/make-model" --size 32 --widths 4,8,8,16 --fc 16 tiny.edan -q
+pgm 32 face-32.pgm
+rss() {
+  local r=() kb
+  for _ in $(seq "$runs"); do
+    kb=$( { yes '{"crop":"face-32.pgm"}' | head -n "$1" | /usr/bin/time -f '%M' "$bin/edan-predict" -m tiny.edan -q > /dev/null; } 2>&1 | tail -1 || true)
+    r+=("$kb")
+  done
+  stats "${r[@]}"
+}
+short=$(rss 1000)
+long=$(rss "$stream")
+out=$(jq --argjson s "$short" --argjson l "$long" --argjson n "$stream" \
+  '.rss_kb = {short: ($s + {records: 1000}), long: ($l + {records: $n}), long_over_short: ((($l.median / $s.median) * 1000 | round) / 1000),
+     command: "yes {\"crop\":...} | head -n N | /usr/bin/time -f %M edan-predict -m tiny.edan (S=32, widths 4,8,8,16)"}' <<< "$out")
+
+out=$(jq --argjson t $(( $(date +%s) - start )) '.seconds = $t' <<< "$out")
+echo "$out"

@@ -30,6 +30,6 @@ int main(int argc, char** argv) {
       return tool.generate([&] {
         edan::predict_video(predictor, video, [&](const edan::Record& r) { tool.emit(r); });
       });
-    return tool.map_batches([&](std::vector<edan::Record*>& batch) { predictor.annotate(batch); });
+    return edan::annotate_records(tool, predictor);
   });
 }

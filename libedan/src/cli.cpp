@@ -5,10 +5,14 @@
 
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -463,6 +467,99 @@ int Tool::map_batches(const std::function<void(std::vector<Record*>&)>& fn) {
     if (batch.size() >= static_cast<std::size_t>(batch_)) flush_batch();
   });
   if (!batch.empty()) flush_batch();
+  return failed_ ? kExitSomeFailed : kExitOk;
+}
+
+int Tool::map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
+                      const std::function<void(std::vector<Record*>&, std::any&)>& process) {
+  struct Batch {
+    std::vector<Record> records;
+    std::vector<Record*> live;  // into records (a moved vector keeps its buffer)
+    std::any prepared;
+  };
+  // Runs a step on the live records of a batch; a record-level exception
+  // marks them all (the step's results are then dropped).
+  auto guarded = [](Batch& b, const auto& step) {
+    if (b.live.empty()) return;
+    try {
+      step();
+    } catch (const FatalError&) {
+      throw;
+    } catch (const BrokenPipe&) {
+      throw;
+    } catch (const std::exception& e) {
+      for (auto* r : b.live) set_error(*r, record_message(e));
+      b.live.clear();
+    }
+  };
+  struct Stop {};  // the reader was told to stop
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Batch> ready;
+  bool reader_done = false, stop = false;
+  std::exception_ptr reader_error;
+  std::thread reader([&] {
+    try {
+      std::vector<Record> records;
+      auto push = [&] {
+        Batch b;
+        b.records = std::move(records);
+        records.clear();
+        for (auto& r : b.records)
+          if (!has_error(r)) b.live.push_back(&r);
+        guarded(b, [&] { b.prepared = prepare(b.live); });
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] { return ready.empty() || stop; });
+        if (stop) throw Stop{};
+        ready.push_back(std::move(b));
+        changed.notify_all();
+      };
+      for_each_input([&](Record& r) {
+        records.push_back(std::move(r));
+        if (records.size() >= static_cast<std::size_t>(batch_)) push();
+      });
+      if (!records.empty()) push();
+    } catch (const Stop&) {
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      reader_error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mutex);
+    reader_done = true;
+    changed.notify_all();
+  });
+  auto join_reader = [&] {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stop = true;
+    }
+    changed.notify_all();
+    reader.join();
+  };
+  std::size_t n = 0;
+  try {
+    for (;;) {
+      Batch b;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] { return !ready.empty() || reader_done; });
+        if (ready.empty()) break;
+        b = std::move(ready.front());
+        ready.pop_front();
+        changed.notify_all();
+      }
+      guarded(b, [&] { process(b.live, b.prepared); });
+      for (const auto& r : b.records) write(r);
+      impl_->writer->flush();
+      n += b.records.size();
+      progress(std::to_string(n) + " records");
+    }
+  } catch (...) {
+    join_reader();
+    throw;
+  }
+  join_reader();
+  if (reader_error) std::rethrow_exception(reader_error);
   return failed_ ? kExitSomeFailed : kExitOk;
 }
 

@@ -1,6 +1,8 @@
 #include "edan/model.hpp"
 
 #include <ATen/Parallel.h>
+#include <ATen/ops/mkldnn_convolution.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -201,11 +203,24 @@ DanStageImpl::Output DanStageImpl::forward(const torch::Tensor& input,
   Output out;
   torch::Tensor x = input;
   if (input_bn_) x = input_bn_(x);
+  if (folded_) {
+    if (is_training()) throw std::logic_error("a folded stage cannot be trained");
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
   for (std::size_t i = 0; i < convs_.size(); ++i) {
-    x = torch::relu(bns_[i](convs_[i](x)));
+    if (folded_) {
+      x = folded_conv(i, x);
+      // In place only when no caller keeps this activation.
+      x = capture.empty() ? x.relu_() : torch::relu(x);
+    } else {
+      x = torch::relu(bns_[i](convs_[i](x)));
+    }
     for (const auto& c : capture)
       if (c == conv_names_[i]) out.activations[c] = x;
-    if (i % 2 == 1) x = dropout_(torch::max_pool2d(x, /*kernel_size=*/2));
+    if (i % 2 == 1) {
+      x = torch::max_pool2d(x, /*kernel_size=*/2);
+      if (!folded_) x = dropout_(x);
+    }
   }
   x = torch::relu(fc1_(x.flatten(1)));
   out.features = x;
@@ -214,6 +229,38 @@ DanStageImpl::Output DanStageImpl::forward(const torch::Tensor& input,
   for (const auto& c : capture)
     if (!out.activations.count(c)) throw std::out_of_range("no convolution named '" + c + "'");
   return out;
+}
+
+void DanStageImpl::fold_batchnorm() {
+  if (folded_) return;
+  torch::NoGradGuard no_grad;
+  folded_bias_.clear();
+  for (std::size_t i = 0; i < convs_.size(); ++i) {
+    const auto& bn = bns_[i];
+    // y = gamma (conv(x) - mean) / sqrt(var + eps) + beta
+    //   = conv_{w * scale}(x) + (beta - mean * scale), computed in double.
+    auto scale = bn->weight.to(torch::kFloat64) /
+                 torch::sqrt(bn->running_var.to(torch::kFloat64) + bn->options.eps());
+    auto w = convs_[i]->weight.to(torch::kFloat64) * scale.view({-1, 1, 1, 1});
+    auto b = bn->bias.to(torch::kFloat64) - bn->running_mean.to(torch::kFloat64) * scale;
+    auto dtype = convs_[i]->weight.scalar_type();
+    convs_[i]->weight.set_data(w.to(dtype).contiguous(torch::MemoryFormat::ChannelsLast));
+    folded_bias_.push_back(b.to(dtype));
+  }
+  folded_ = true;
+}
+
+torch::Tensor DanStageImpl::folded_conv(std::size_t i, const torch::Tensor& x) const {
+  const auto& w = convs_[i]->weight;
+  const auto& b = folded_bias_[i];
+  // LibTorch 1.13 sends a batch of one with few values (N*C*H*W <= 20480:
+  // every block after the first at S=48) to its slow reference convolution
+  // rather than oneDNN; call oneDNN directly whenever it is there.
+  if (x.is_cpu() && x.scalar_type() == torch::kFloat && at::hasMKLDNN() &&
+      at::globalContext().userEnabledMkldnn())
+    return at::mkldnn_convolution(x, w, b, /*padding=*/{1, 1}, /*stride=*/{1, 1},
+                                  /*dilation=*/{1, 1}, /*groups=*/1);
+  return torch::conv2d(x, w, b, /*stride=*/1, /*padding=*/1);
 }
 
 torch::Tensor DanStageImpl::feature_image(const torch::Tensor& previous_features) {
@@ -298,6 +345,19 @@ DanOutput EmotionalDanImpl::forward(const torch::Tensor& images, std::int64_t n_
     out.activations = std::move(o.activations);
   }
   return out;
+}
+
+EmotionalDan prepare_for_inference(const EmotionalDan& model) {
+  torch::NoGradGuard no_grad;
+  EmotionalDan copy(model->config(), tensor_to_shape(model->mean_shape()));
+  copy->to(model->mean_shape().device());
+  auto params = model->named_parameters();
+  for (auto& p : copy->named_parameters()) p.value().copy_(params[p.key()]);
+  auto buffers = model->named_buffers();
+  for (auto& b : copy->named_buffers()) b.value().copy_(buffers[b.key()]);
+  copy->eval();
+  for (std::int64_t i = 0; i < copy->num_stages(); ++i) copy->stage(i)->fold_batchnorm();
+  return copy;
 }
 
 torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta) {
@@ -536,8 +596,15 @@ std::string default_model_path() {
 
 void set_threads(int threads) {
   if (threads <= 0) {
-    unsigned n = std::thread::hardware_concurrency();
-    threads = n ? static_cast<int>(n) : 1;
+    // The cores this process may run on (a container or taskset may allow
+    // fewer than the machine has).
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) threads = CPU_COUNT(&set);
+    if (threads <= 0) {
+      unsigned n = std::thread::hardware_concurrency();
+      threads = n ? static_cast<int>(n) : 1;
+    }
   }
   torch::set_num_threads(threads);
 }

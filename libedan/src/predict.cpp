@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -86,10 +87,10 @@ Predictor::Predictor(LoadedModel loaded, torch::Device device, PredictOptions op
                      std::to_string(have) + " stage" + (have == 1 ? "" : "s"));
   loaded_.model->to(device_);
   loaded_.model->eval();
-  // Channels-last convolutions are several times faster on the CPU for the
-  // narrow layers of the small preset (oneDNN); results are unchanged.
-  for (auto& p : loaded_.model->parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  // Prediction runs an inference-prepared copy (BatchNorm folded into the
+  // convolutions, no dropout, channels-last weights); the caller's model is
+  // left as it was.
+  loaded_.model = prepare_for_inference(loaded_.model);
 }
 
 Predictor::~Predictor() = default;
@@ -132,22 +133,27 @@ void set_prediction(Record& r, const std::vector<std::string>& labels, int label
   r["pred"] = std::move(pred);
 }
 
-std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
-  torch::NoGradGuard no_grad;
-  loaded_.model->eval();
-  auto x = prediction_inputs(pixels.to(device_, torch::kFloat32), loaded_.meta)
-               .contiguous(torch::MemoryFormat::ChannelsLast);
+Predictor::Outputs Predictor::forward(const torch::Tensor& pixels) {
+  c10::InferenceMode inference;
+  auto x = prediction_inputs(pixels.to(device_, torch::kFloat32), loaded_.meta);
   auto out = loaded_.model->forward(x, options_.stages);
-  auto probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kCPU, torch::kFloat64).contiguous();
-  auto labels = probs.argmax(1);
-  auto lm = out.landmarks.back().to(torch::kCPU, torch::kFloat64).contiguous();
-  const std::int64_t n = probs.size(0), c = probs.size(1);
+  Outputs o;
+  o.probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kCPU, torch::kFloat64).contiguous();
+  o.labels = o.probs.argmax(1).contiguous();
+  o.landmarks = out.landmarks.back().to(torch::kCPU, torch::kFloat64).contiguous();
+  return o;
+}
+
+std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
+  auto o = forward(pixels);
+  const std::int64_t n = o.probs.size(0), c = o.probs.size(1);
   std::vector<FacePrediction> result(static_cast<std::size_t>(n));
-  auto pa = probs.accessor<double, 2>();
-  auto la = lm.accessor<double, 3>();
+  auto pa = o.probs.accessor<double, 2>();
+  auto ka = o.labels.accessor<std::int64_t, 1>();
+  auto la = o.landmarks.accessor<double, 3>();
   for (std::int64_t i = 0; i < n; ++i) {
     auto& f = result[static_cast<std::size_t>(i)];
-    f.label = static_cast<int>(labels[i].item<std::int64_t>());
+    f.label = static_cast<int>(ka[i]);
     for (std::int64_t j = 0; j < c; ++j) f.probs.push_back(pa[i][j]);
     for (std::int64_t k = 0; k < la.size(1); ++k) f.landmarks.push_back({la[i][k][0], la[i][k][1]});
   }
@@ -156,28 +162,51 @@ std::vector<FacePrediction> Predictor::predict(const torch::Tensor& pixels) {
 
 namespace {
 
-torch::Tensor to_pixels(const std::vector<const cv::Mat*>& faces, std::int64_t s) {
-  auto pixels = torch::empty({static_cast<std::int64_t>(faces.size()), 1, s, s}, torch::kUInt8);
-  for (std::size_t j = 0; j < faces.size(); ++j)
-    std::memcpy(pixels[static_cast<std::int64_t>(j)].data_ptr<std::uint8_t>(), faces[j]->data,
-                static_cast<std::size_t>(s * s));
-  return pixels.to(torch::kFloat32).div_(255.0);
+// Faces (size s×s, 8-bit, continuous) -> [N,1,s,s] floats in [0,1], written
+// into `buffer`, which keeps its storage from batch to batch.
+torch::Tensor to_pixels(const std::vector<const cv::Mat*>& faces, std::int64_t s,
+                        torch::Tensor& buffer) {
+  const auto n = static_cast<std::int64_t>(faces.size());
+  if (!buffer.defined() || buffer.size(0) < n || buffer.size(2) != s)
+    buffer = torch::empty({n, 1, s, s}, torch::kFloat32);
+  auto pixels = buffer.narrow(0, 0, n);
+  float* dst = pixels.data_ptr<float>();
+  const std::int64_t area = s * s;
+  for (std::int64_t j = 0; j < n; ++j) {
+    const std::uint8_t* src = faces[static_cast<std::size_t>(j)]->data;
+    for (std::int64_t k = 0; k < area; ++k) dst[j * area + k] = static_cast<float>(src[k]) / 255.0f;
+  }
+  return pixels;
 }
 
 }  // namespace
 
+struct Predictor::BatchFaces {
+  std::vector<FaceInput> faces;     // per record of the batch
+  std::vector<std::string> errors;  // per record; empty: read
+};
+
 void Predictor::annotate(std::vector<Record*>& batch) {
+  annotate(batch, *read_faces(batch));
+}
+
+std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<Record*>& batch) {
   const std::int64_t n = static_cast<std::int64_t>(batch.size());
-  const std::int64_t s = size();
-  const int si = static_cast<int>(s);
-  std::vector<FaceInput> faces(batch.size());
-  std::vector<std::string> errors(batch.size());
+  const int si = static_cast<int>(size());
+  auto read = std::make_shared<BatchFaces>();
+  auto& faces = read->faces;
+  auto& errors = read->errors;
+  faces.resize(batch.size());
+  errors.resize(batch.size());
   bool detect = false;
   for (auto* r : batch) detect = detect || !r->contains("crop");
   Croppers* pool = detect ? &croppers() : nullptr;
-  // Reading (and detecting) is independent per record: spread it over the
-  // intra-op threads.
-  at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
+  // Detecting is independent per record and costly: spread it over the
+  // intra-op threads. Decoding crops is cheap (a small image): done here, on
+  // the reader thread, it leaves the cores to the network instead of waking
+  // a second team of threads beside it.
+  const std::int64_t grain = detect ? 1 : std::max<std::int64_t>(n, 1);
+  at::parallel_for(0, n, grain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       const Record& r = *batch[static_cast<std::size_t>(i)];
       try {
@@ -198,6 +227,15 @@ void Predictor::annotate(std::vector<Record*>& batch) {
       }
     }
   });
+  return read;
+}
+
+void Predictor::annotate(std::vector<Record*>& batch, BatchFaces& read) {
+  if (read.faces.size() != batch.size())
+    throw std::invalid_argument("annotate: faces read for another batch");
+  const std::int64_t s = size();
+  const auto& faces = read.faces;
+  const auto& errors = read.errors;
   std::vector<std::size_t> live;
   std::vector<const cv::Mat*> pixels;
   for (std::size_t i = 0; i < faces.size(); ++i) {
@@ -209,13 +247,21 @@ void Predictor::annotate(std::vector<Record*>& batch) {
     }
   }
   if (live.empty()) return;
-  auto preds = predict(to_pixels(pixels, s));
+  auto o = forward(to_pixels(pixels, s, input_));
+  auto pa = o.probs.accessor<double, 2>();
+  auto ka = o.labels.accessor<std::int64_t, 1>();
+  auto la = o.landmarks.accessor<double, 3>();
+  std::vector<double> probs(static_cast<std::size_t>(o.probs.size(1)));
+  Shape points(static_cast<std::size_t>(o.landmarks.size(1)));
   for (std::size_t j = 0; j < live.size(); ++j) {
     const FaceInput& f = faces[live[j]];
     Record& r = *batch[live[j]];
-    const auto& p = preds[j];
-    set_prediction(r, meta().config.labels, p.label, p.probs,
-                   f.to_output(p.landmarks, static_cast<double>(s)));
+    const auto i = static_cast<std::int64_t>(j);
+    for (std::size_t c = 0; c < probs.size(); ++c) probs[c] = pa[i][static_cast<std::int64_t>(c)];
+    for (std::size_t k = 0; k < points.size(); ++k)
+      points[k] = {la[i][static_cast<std::int64_t>(k)][0], la[i][static_cast<std::int64_t>(k)][1]};
+    set_prediction(r, meta().config.labels, static_cast<int>(ka[i]), probs,
+                   f.to_output(points, static_cast<double>(s)));
     auto& pred = r["pred"].as_object();
     if (f.box) pred["box"] = box_json(*f.box);
     if (f.fallback) pred["fallback"] = true;
@@ -240,7 +286,7 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
   std::vector<const cv::Mat*> pixels;
   for (const auto& f : found) crops.push_back(resize_to_square(f.crop, si));
   for (const auto& c : crops) pixels.push_back(&c);
-  auto preds = predict(to_pixels(pixels, size()));
+  auto preds = predict(to_pixels(pixels, size(), input_));
   for (std::size_t i = 0; i < found.size(); ++i) {
     FaceInput in;
     in.geometry = found[i].geometry;
@@ -255,6 +301,15 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
     out.push_back(std::move(r));
   }
   return out;
+}
+
+int annotate_records(cli::Tool& tool, Predictor& predictor) {
+  using Faces = std::shared_ptr<Predictor::BatchFaces>;
+  return tool.map_batches(
+      [&](std::vector<Record*>& batch) -> std::any { return predictor.read_faces(batch); },
+      [&](std::vector<Record*>& batch, std::any& faces) {
+        predictor.annotate(batch, *std::any_cast<Faces&>(faces));
+      });
 }
 
 void predict_video(Predictor& predictor, const VideoSource& source,

@@ -9,6 +9,7 @@
 //   return tool.run([&] { return tool.flat_map_records([&](edan::Record& r) {...}); });
 #include <cstdint>
 #include <cstdio>
+#include <any>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -90,6 +91,16 @@ class Tool {
   // process. An exception from fn sets that error on every live record of the
   // batch. Output order = input order; flushed after each batch.
   int map_batches(const std::function<void(std::vector<Record*>&)>& fn);
+  // The same, pipelined in two steps so that reading overlaps computing: a
+  // reader thread reads the next batch and runs `prepare` on its live
+  // records (e.g. decoding images) while `process` runs on the current batch
+  // here, given what prepare returned for it. At most one batch waits
+  // between them. An exception from either step sets its error on every
+  // live record of the batch; FatalError and a broken pipe end the run as in
+  // map_batches (the reader stops and is joined first). prepare must not use
+  // state that process uses without locking.
+  int map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
+                  const std::function<void(std::vector<Record*>&, std::any&)>& process);
   // For generators (edan-index): fn writes records through emit().
   // Returns 0, or 1 when any emitted record carries an error.
   int generate(const std::function<void()>& fn);

@@ -54,7 +54,8 @@ class FaceSourceFlags {
 class Predictor {
  public:
   // Takes a loaded model (load_model) and the device it lives on; puts the
-  // model in eval mode. `options` gives the face detector for records
+  // model in eval mode and predicts with an inference-prepared copy of it
+  // (prepare_for_inference: BatchNorm folded, no dropout), made once here. `options` gives the face detector for records
   // without a crop (created on first use; UsageError for an unknown name).
   Predictor(LoadedModel loaded, torch::Device device, PredictOptions options = {});
   // Resolves options: threads (set_threads), device (parse_device: throws
@@ -89,6 +90,15 @@ class Predictor {
   // (naming the file); the others are still predicted.
   void annotate(std::vector<Record*>& batch);
 
+  // annotate in two steps, so that reading a batch can overlap predicting
+  // the previous one (annotate_records). read_faces reads (and detects) the
+  // faces of a batch without touching the network: it may run on another
+  // thread than the other step, one call at a time. annotate(batch, faces)
+  // predicts them; records whose face could not be read gain "error".
+  struct BatchFaces;
+  std::shared_ptr<BatchFaces> read_faces(const std::vector<Record*>& batch);
+  void annotate(std::vector<Record*>& batch, BatchFaces& faces);
+
   // For video: predicts every face of an 8-bit grayscale frame given as
   // rows×cols bytes (row-major), largest first. Each result is a record with
   // "face", "box", "score" and "pred" (landmarks in frame pixels).
@@ -97,11 +107,23 @@ class Predictor {
  private:
   struct Croppers;
   Croppers& croppers();
+  // The forward pass of predict: probs [N,C] and landmarks [N,68,2] as CPU
+  // doubles, labels [N] (argmax), under InferenceMode.
+  struct Outputs {
+    torch::Tensor probs, labels, landmarks;
+  };
+  Outputs forward(const torch::Tensor& pixels);
   LoadedModel loaded_;
+  torch::Tensor input_;  // reused input buffer of annotate / predict_frame
   torch::Device device_;
   PredictOptions options_;
   std::unique_ptr<Croppers> croppers_;
 };
+
+// edan-predict's record loop: tool.map_batches with read_faces on the
+// reader thread, overlapped with the network (annotate) on this one.
+// Returns map_batches's exit status.
+int annotate_records(cli::Tool& tool, Predictor& predictor);
 
 // Where predict_video reads frames from.
 struct VideoSource {
