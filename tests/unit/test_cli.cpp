@@ -12,18 +12,12 @@
 
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
+#include "cli_fixtures.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
-// Runs tool.parse on a vector of arguments.
-std::optional<int> parse(edan::cli::Tool& tool, std::vector<std::string> args) {
-  std::vector<char*> argv;
-  static std::string prog = "edan-test";
-  argv.push_back(prog.data());
-  for (auto& a : args) argv.push_back(a.data());
-  return tool.parse(static_cast<int>(argv.size()), argv.data());
-}
+using edan::test::parse;
 
 struct TempDir {
   fs::path path;

@@ -17,18 +17,13 @@
 
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
+#include "cli_fixtures.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::optional<int> parse(edan::cli::Tool& tool, std::vector<std::string> args) {
-  std::vector<char*> argv;
-  static std::string prog = "edan-test";
-  argv.push_back(prog.data());
-  for (auto& a : args) argv.push_back(a.data());
-  return tool.parse(static_cast<int>(argv.size()), argv.data());
-}
+using edan::test::parse;
 
 struct Files {
   fs::path dir;
