@@ -6,10 +6,102 @@
 #include <cmath>
 #include <cstring>
 
+#include <boost/json/basic_parser_impl.hpp>
+
 #include "edan/error.hpp"
 
 namespace edan {
 namespace json = boost::json;
+
+namespace {
+// Boost.JSON 1.81's own parser reads some doubles 1 ULP off (e.g. the
+// shortest form -9.223372073709551e+30 of a double comes back as another
+// double), so a number could change each time a record passes through a
+// program. This handler builds the same values as json::parser but reads
+// every double from its text with std::from_chars (correctly rounded).
+struct ExactHandler {
+  static constexpr std::size_t max_object_size = json::object::max_size();
+  static constexpr std::size_t max_array_size = json::array::max_size();
+  static constexpr std::size_t max_key_size = json::string::max_size();
+  static constexpr std::size_t max_string_size = json::string::max_size();
+  json::value_stack st;
+  std::string number;  // the text of the number being read
+
+  bool on_document_begin(json::error_code&) { return true; }
+  bool on_document_end(json::error_code&) { return true; }
+  bool on_object_begin(json::error_code&) { return true; }
+  bool on_object_end(std::size_t n, json::error_code&) {
+    st.push_object(n);
+    return true;
+  }
+  bool on_array_begin(json::error_code&) { return true; }
+  bool on_array_end(std::size_t n, json::error_code&) {
+    st.push_array(n);
+    return true;
+  }
+  bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, json::error_code&) {
+    st.push_key(s);
+    return true;
+  }
+  bool on_string_part(json::string_view s, std::size_t, json::error_code&) {
+    st.push_chars(s);
+    return true;
+  }
+  bool on_string(json::string_view s, std::size_t, json::error_code&) {
+    st.push_string(s);
+    return true;
+  }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    number.append(s.data(), s.size());
+    return true;
+  }
+  bool on_int64(std::int64_t i, json::string_view, json::error_code&) {
+    number.clear();
+    st.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) {
+    number.clear();
+    st.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, json::string_view s, json::error_code&) {
+    number.append(s.data(), s.size());
+    double exact;
+    auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), exact);
+    // Out of range (e.g. 1e400): keep the parser's value.
+    if (ec == std::errc() && end == number.data() + number.size()) d = exact;
+    number.clear();
+    st.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, json::error_code&) {
+    st.push_bool(b);
+    return true;
+  }
+  bool on_null(json::error_code&) {
+    st.push_null();
+    return true;
+  }
+  bool on_comment_part(json::string_view, json::error_code&) { return true; }
+  bool on_comment(json::string_view, json::error_code&) { return true; }
+};
+
+// json::parse with correctly rounded doubles (ExactHandler).
+json::value parse_exact(std::string_view text, json::error_code& ec,
+                        const json::parse_options& opts) {
+  json::basic_parser<ExactHandler> p(opts);
+  p.handler().st.reset();
+  std::size_t n = p.write_some(false, text.data(), text.size(), ec);
+  if (!ec && n < text.size()) ec = json::error::extra_data;
+  if (ec) return nullptr;
+  return p.handler().st.release();
+}
+}  // namespace
 
 Record parse_line(std::string_view line, std::size_t line_no, std::string_view source) {
   std::size_t first = line.find_first_not_of(" \t\r");
@@ -37,7 +129,7 @@ Record parse_line(std::string_view line, std::size_t line_no, std::string_view s
   // written back, so that such a path survives a pipeline.
   json::parse_options opts;
   opts.allow_invalid_utf8 = true;
-  json::value v = json::parse(body, ec, {}, opts);
+  json::value v = parse_exact(body, ec, opts);
   if (ec) return fail("invalid JSON: " + ec.message());
   if (!v.is_object()) return fail("a record must be a JSON object");
   return std::move(v.as_object());
