@@ -23,6 +23,7 @@
 #include "edan/augment.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
+#include "edan/detect.hpp"
 #include "edan/image.hpp"
 #include "edan/version.hpp"
 
@@ -249,12 +250,8 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
       cv::Mat img = read_gray(file);
       const double sx = static_cast<double>(size) / img.cols;
       const double sy = static_cast<double>(size) / img.rows;
-      if (img.cols != size || img.rows != size) {
-        cv::Mat out;
-        cv::resize(img, out, cv::Size(static_cast<int>(size), static_cast<int>(size)), 0, 0,
-                   img.cols > size ? cv::INTER_AREA : cv::INTER_LINEAR);
-        img = out;
-      }
+      // Resized as edan-predict resizes faces (detect.hpp).
+      img = resize_to_square(img, static_cast<int>(size));
       if (shape) {
         // Pixel centres at integers: x' = (x + 0.5)·s - 0.5.
         for (auto& p : *shape) {
