@@ -196,6 +196,14 @@ DanStageImpl::DanStageImpl(const ModelConfig& config, std::int64_t index)
   landmarks_ = register_module("landmarks", torch::nn::Linear(config_.fc, 2 * kNumLandmarks));
   emotion_ = register_module(
       "emotion", torch::nn::Linear(config_.fc, static_cast<std::int64_t>(config_.labels.size())));
+  if (index_ > 0) {
+    // A later stage starts as the identity on landmarks (its Δ is 0), so
+    // training it can only refine the previous stage's estimate rather than
+    // first undo 136 random offsets.
+    torch::NoGradGuard no_grad;
+    landmarks_->weight.zero_();
+    landmarks_->bias.zero_();
+  }
 }
 
 DanStageImpl::Output DanStageImpl::forward(const torch::Tensor& input,

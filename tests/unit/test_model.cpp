@@ -216,6 +216,19 @@ TEST(Model_EmotionalDan, stageTwoWithZeroDeltaKeepsStageOneLandmarks) {
   EXPECT_TRUE(torch::allclose(out.landmarks[1], out.landmarks[0], 1e-4, 1e-3));
 }
 
+TEST(Model_EmotionalDan, newLaterStageStartsAtPreviousLandmarks) {
+  // No weights touched: a fresh stage 2 must not move stage 1's landmarks,
+  // and its landmark head must still receive a gradient.
+  edan::EmotionalDan m(tiny_config(2), ring_shape(32));
+  m->eval();
+  auto out = m->forward(torch::randn({2, 1, 32, 32}));
+  EXPECT_TRUE(torch::allclose(out.landmarks[1], out.landmarks[0], 1e-4, 1e-3));
+  EXPECT_FALSE(torch::allclose(out.landmarks[0], m->mean_shape().expand({2, -1, -1})));
+  out.landmarks[1].sum().backward();
+  auto head = m->stage(1)->named_parameters();
+  EXPECT_GT(head["landmarks.weight"].grad().abs().sum().item<double>(), 0.0);
+}
+
 TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   auto c = tiny_config(2);
   c.labels = {"neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"};
