@@ -42,6 +42,7 @@ echo
 echo "| figure | median [min–max] | command |"
 echo "|---|--:|---|"
 q '"| startup to first record (s) | \(.startup_seconds.median) [\(.startup_seconds.min)–\(.startup_seconds.max)] | `\(.startup_seconds.command)` |"'
+q 'if .startup_floor_seconds then (.startup_floor_seconds | to_entries[] | "| startup floor: \(.key | gsub("_"; " ")) (s) | \(.value.median) [\(.value.min)–\(.value.max)] | `\(.value.command)` |") else empty end'
 q '.train[] | "| edan-train \(.preset), batch 16 (images/s) | \(.images_per_s.median) [\(.images_per_s.min)–\(.images_per_s.max)] | `\(.command)` |"'
 q '.crop[] | "| edan-crop \(.detector) (faces/s; \(.faces) faces in \(.photos) photos) | \(.faces_per_s.median) [\(.faces_per_s.min)–\(.faces_per_s.max)] | `\(.command)` |"'
 q '"| peak RSS, \(.rss_kb.short.records) records (KiB) | \(.rss_kb.short.median) [\(.rss_kb.short.min)–\(.rss_kb.short.max)] | `\(.rss_kb.command | gsub("[|]"; "\\|"))` |"'

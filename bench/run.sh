@@ -167,6 +167,21 @@ st=()
 for _ in $(seq "$runs"); do st+=("$(seconds "$bin/edan-predict" -m m-small.edan -q one.jsonl)"); done
 out=$(jq --argjson s "$(stats "${st[@]}")" '.startup_seconds = ($s + {command: "edan-predict -m small.edan one.jsonl (one record)"})' <<< "$out")
 
+# The floor under it: an empty C program, and the same program linked to
+# LibTorch (the libraries edan-predict links), started the same way. Loading
+# LibTorch and its dependencies is paid before main() runs.
+echo 'int main(void) { return 0; }' > empty.c
+floor=null
+if ${CC:-cc} empty.c -o empty-plain 2>/dev/null &&
+   ${CC:-cc} empty.c -o empty-torch -Wl,--no-as-needed -ltorch_cpu -lc10 2>/dev/null; then
+  fp=() ft=()
+  for _ in $(seq "$runs"); do fp+=("$(seconds ./empty-plain)"); ft+=("$(seconds ./empty-torch)"); done
+  floor=$(jq -n --argjson p "$(stats "${fp[@]}")" --argjson t "$(stats "${ft[@]}")" \
+    '{empty_program: ($p + {command: "int main(void) { return 0; }"}),
+      empty_program_linked_to_libtorch: ($t + {command: "the same, cc -Wl,--no-as-needed -ltorch_cpu -lc10"})}')
+fi
+out=$(jq --argjson f "$floor" '.startup_floor_seconds = $f' <<< "$out")
+
 # --- edan-train: images/s of a training step at batch 16 ----------------------
 train='[]'
 for preset in $train_presets; do

@@ -19,6 +19,11 @@ int main(int argc, char** argv) {
            &opt.landmarks);
   tool.add_flag({"--refit"}, "with --landmarks dlib, fit landmarks even for records that have some",
                 &opt.refit);
+  std::string frame = "landmarks";
+  tool.add({"--frame"}, "BY",
+           "what frames a record that has landmarks: landmarks, or detector (the detected "
+           "face that matches them; they are carried into its crop) (default: landmarks)",
+           &frame);
   tool.add({"--size"}, "N", "side of the square crops in pixels", &opt.size);
   tool.add({"--fallback"}, "MODE",
            "when no face is found: none (an error record) or full (the whole image) "
@@ -32,6 +37,9 @@ int main(int argc, char** argv) {
     if (fallback != "none" && fallback != "full")
       throw edan::UsageError("--fallback must be none or full (got '" + fallback + "')");
     opt.fallback_full = fallback == "full";
+    if (frame != "landmarks" && frame != "detector")
+      throw edan::UsageError("--frame must be landmarks or detector (got '" + frame + "')");
+    opt.frame_by_detector = frame == "detector";
     if (opt.landmarks == "none") opt.landmarks.clear();
     return edan::crop_stream(tool, opt, out_dir);
   });

@@ -412,7 +412,9 @@ std::vector<Face> FaceCropper::crop(const cv::Mat& gray, const std::optional<Sha
   const int size = opt_.size;
   bool fit = landmarker_ && opt_.landmarks == "dlib";
   std::vector<Face> faces;
-  if (landmarks) {
+  if (landmarks && opt_.frame_by_detector) {
+    faces.push_back(frame_by_detector(gray, *landmarks, box));
+  } else if (landmarks) {
     Face f;
     Shape shape = *landmarks;
     CropGeometry g = geometry_from_landmarks(shape, size);
@@ -467,6 +469,40 @@ std::vector<Face> FaceCropper::crop(const cv::Mat& gray, const std::optional<Sha
   }
   for (auto& f : faces) f.crop = warp_crop(gray, f.geometry);
   return faces;
+}
+
+// The detection that matches known landmarks: its box holds their centre
+// and its side is within a factor 2 of their bounding box's; the largest
+// such. None: the whole image with --fallback full, else an error.
+Face FaceCropper::frame_by_detector(const cv::Mat& gray, const Shape& landmarks,
+                                    const std::optional<FaceBox>& box) {
+  auto bb = bounding_box(landmarks);
+  const double cx = (bb[0] + bb[2]) / 2, cy = (bb[1] + bb[3]) / 2;
+  const double side = std::max(bb[2] - bb[0], bb[3] - bb[1]);
+  std::vector<Detection> dets = box ? std::vector<Detection>{{*box, 1.0}} : detector_->detect(gray);
+  BoxCalibration calib = box ? kCalibDlib : detector_->calibration();
+  const Detection* best = nullptr;
+  for (const auto& d : dets) {
+    const auto& b = d.box;
+    const double s = std::max(b.w, b.h);
+    bool holds = cx >= b.x && cx <= b.x + b.w && cy >= b.y && cy <= b.y + b.h;
+    if (holds && s >= side / 2 && s <= side * 2 && (!best || b.area() > best->box.area()))
+      best = &d;
+  }
+  Face f;
+  if (best) {
+    f.box = best->box;
+    f.score = best->score;
+    f.geometry = geometry_from_box(best->box, calib, opt_.size);
+  } else {
+    if (!opt_.fallback_full) throw RecordError("no detected face matches the record's landmarks");
+    f.box = {0, 0, double(gray.cols), double(gray.rows)};
+    f.score = 0;
+    f.fallback = true;
+    f.geometry = geometry_from_box(f.box, kCalibNone, opt_.size);
+  }
+  f.landmarks = f.geometry.crop_points(landmarks);
+  return f;
 }
 
 std::vector<Face> FaceCropper::crop(const Record& r) {

@@ -98,7 +98,17 @@ struct GroupData {
   std::size_t records = 0, problem_records = 0;
   SkipReport cls_skipped, lm_skipped;
   std::vector<double> inter_ocular, inter_pupil;
+  std::map<std::string, double> keyed_inter_ocular;  // for the baseline comparison
 };
+
+// The record's key, or its position when a crop/image field is malformed.
+std::string safe_key(const Record& r, std::size_t position) {
+  try {
+    return item_key(r, position);
+  } catch (const RecordError&) {
+    return "#" + std::to_string(position);
+  }
+}
 
 // Parses "pred" into canonical names. Throws RecordError when malformed.
 Prediction parse_prediction(const json::object& pred) {
@@ -212,13 +222,7 @@ struct Evaluator::Impl {
       return fixed->set == ClassSet::k3 && *canonical == "surprise" ? "truth_surprise"
                                                                     : "truth_outside_classes";
     use_labels(p, *canonical);
-    std::string key;
-    try {
-      key = item_key(r, groups[current].records);
-    } catch (const RecordError&) {
-      key = "#" + std::to_string(groups[current].records);  // a malformed crop/image field
-    }
-    items.push_back(Item{current, *canonical, std::move(p), std::move(key)});
+    items.push_back(Item{current, *canonical, std::move(p), safe_key(r, groups[current].records)});
     return "";
   }
 
@@ -252,6 +256,7 @@ struct Evaluator::Impl {
     }
     g.inter_ocular.push_back(io);
     g.inter_pupil.push_back(ip);
+    if (!opt.baseline.empty()) g.keyed_inter_ocular.emplace(safe_key(r, g.records), io);
     return "";
   }
 };
@@ -355,6 +360,26 @@ Comparison compare(const std::map<std::string, bool>& group,
   return c;
 }
 
+// Adds the paired landmark comparison (inter-ocular NME) to c.
+void compare_landmarks(Comparison& c, const std::map<std::string, double>& group,
+                       const std::map<std::string, double>& base, const EvalOptions& opt) {
+  std::vector<double> diff;
+  double sum = 0, base_sum = 0;
+  for (const auto& [key, e] : group) {
+    auto b = base.find(key);
+    if (b == base.end()) continue;
+    sum += e;
+    base_sum += b->second;
+    diff.push_back(e - b->second);
+  }
+  c.lm_n = diff.size();
+  if (!c.lm_n) return;
+  c.nme = sum / double(c.lm_n);
+  c.baseline_nme = base_sum / double(c.lm_n);
+  c.nme_difference = c.nme - c.baseline_nme;
+  if (opt.bootstrap > 0) c.nme_difference_ci = bootstrap_mean_ci(diff, opt.bootstrap, opt.seed);
+}
+
 }  // namespace
 
 Report Evaluator::finish() const {
@@ -419,8 +444,13 @@ Report Evaluator::finish() const {
     if (base == d.group_index.end())
       throw UsageError("--baseline " + d.opt.baseline + ": no record has " + d.opt.group_by +
                        " = " + d.opt.baseline);
-    for (std::size_t i = 0; i < ng; ++i)
-      if (i != base->second) sums[i].vs_baseline = compare(keyed[i], keyed[base->second], d.opt);
+    const std::size_t b = base->second;
+    for (std::size_t i = 0; i < ng; ++i) {
+      if (i == b) continue;
+      sums[i].vs_baseline = compare(keyed[i], keyed[b], d.opt);
+      compare_landmarks(*sums[i].vs_baseline, d.groups[i].keyed_inter_ocular,
+                        d.groups[b].keyed_inter_ocular, d.opt);
+    }
   }
   if (!d.opt.group_by.empty()) {
     rep.groups = std::move(sums);
@@ -487,6 +517,19 @@ json::object summary_json(const GroupSummary& s, const Report& rep, bool other_c
       v["difference_ci"] = c.difference_ci ? json::value(json::array{c.difference_ci->low,
                                                                      c.difference_ci->high})
                                            : json::value(nullptr);
+    if (c.lm_n) {
+      json::object l;
+      l["n"] = c.lm_n;
+      l["mean_nme"] = c.nme;
+      l["baseline_mean_nme"] = c.baseline_nme;
+      l["difference"] = c.nme_difference;
+      if (rep.options.bootstrap > 0)
+        l["difference_ci"] =
+            c.nme_difference_ci
+                ? json::value(json::array{c.nme_difference_ci->low, c.nme_difference_ci->high})
+                : json::value(nullptr);
+      v["landmarks"] = std::move(l);
+    }
     o["vs_baseline"] = std::move(v);
   }
   o["balanced_accuracy"] = opt_number(m.balanced_accuracy);
@@ -597,9 +640,10 @@ std::string pct(const std::optional<double>& v, int digits = 1) {
   return v ? fixed(100 * *v, digits) : "–";
 }
 // A difference of fractions in percentage points with its sign: "+1.2", "-0.4".
-std::string signed_points(double v) {
-  std::string s = fixed(100 * v, 1);
-  return s == "-0.0" ? "0.0" : (v >= 0 ? "+" + s : s);
+std::string signed_points(double v, int digits = 1) {
+  std::string s = fixed(100 * v, digits);
+  if (s.find_first_not_of("-0.") == std::string::npos) return s[0] == '-' ? s.substr(1) : s;
+  return v >= 0 ? "+" + s : s;
 }
 std::string ci_text(const std::optional<Interval>& ci) {
   return ci ? fixed(100 * ci->low, 1) + "–" + fixed(100 * ci->high, 1) : "–";
@@ -762,6 +806,33 @@ void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
   }
 }
 
+// The paired landmark table against the --baseline group.
+template <typename Name>
+void markdown_landmark_comparison(std::ostringstream& md, const Report& rep,
+                                  const std::vector<const GroupSummary*>& rows, const Name& name) {
+  if (rep.options.baseline.empty()) return;
+  const auto& by = rep.options.group_by;
+  const bool boot = rep.options.bootstrap > 0;
+  md << "\n#### Landmarks against " << by << " = " << rep.options.baseline
+     << " (paired: the faces both scored; negative = lower error)\n\n| " << by
+     << " | n | NME inter-ocular (%) | baseline NME (%) | difference (points) |"
+     << (boot ? " 95% CI (points) |" : "") << "\n|---|--:|--:|--:|--:|" << (boot ? "--:|" : "")
+     << "\n";
+  for (const auto* g : rows) {
+    if (!g->vs_baseline || !g->vs_baseline->lm_n) continue;
+    const auto& c = *g->vs_baseline;
+    md << "| " << name(g) << " | " << c.lm_n << " | " << pct(c.nme, 2) << " | "
+       << pct(c.baseline_nme, 2) << " | " << signed_points(c.nme_difference, 2) << " |";
+    if (boot)
+      md << " "
+         << (c.nme_difference_ci ? signed_points(c.nme_difference_ci->low, 2) + " to " +
+                                       signed_points(c.nme_difference_ci->high, 2)
+                                 : std::string("–"))
+         << " |";
+    md << "\n";
+  }
+}
+
 void markdown_grouped(std::ostringstream& md, const Report& rep) {
   const auto& by = rep.options.group_by;
   std::vector<const GroupSummary*> rows;
@@ -785,6 +856,7 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
          << pct(l.inter_ocular_stats.auc, 2) << " | " << pct(l.inter_ocular_stats.failure_rate, 2)
          << " |\n";
     }
+    markdown_landmark_comparison(md, rep, rows, name);
   }
 
   md << "\n### Skipped\n\n| " << by << " | records | skipped | reasons |"

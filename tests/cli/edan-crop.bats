@@ -37,7 +37,7 @@ helen_record() {
   run edan-crop --help
   [ "$status" -eq 0 ]
   [[ "$output" == "Usage: edan-crop [OPTION]... [FILE]..."* ]]
-  for opt in --out --detector --landmarks --refit --size --fallback --max-faces --threads --output; do
+  for opt in --out --detector --landmarks --refit --frame --size --fallback --max-faces --threads --output; do
     [[ "$output" == *"$opt"* ]] || { echo "missing $opt"; return 1; }
   done
   [[ "$output" == *"haar, haar-default, haar-alt, haar-alt2, lbp, lbp-improved, dlib, none"* ]]
@@ -124,6 +124,49 @@ helen_record() {
       i = NR / 2 - 1
       if (i >= 36 && i <= 47 && (cx < 0 || cx > 95 || cy < 0 || cy > 95)) outside++ }
     END { printf "worst %.4f px, eyes outside %d\n", worst, outside; exit !(worst < 0.05 && outside == 0) }'
+}
+
+@test "--frame detector: a record's landmarks choose the detected face, which frames the crop; they are carried into it" {
+  require_data 300w-subset
+  helen_record > in.jsonl
+  edan-crop --out C --frame detector in.jsonl > framed.jsonl
+  edan-crop --out D in.jsonl > aligned.jsonl
+  cut -d'"' -f4 in.jsonl | edan-crop --out E > detected.jsonl
+  # The frame is the detector's (the same transform as for the bare path),
+  # not the landmark alignment.
+  [ "$(array_of crop_transform < framed.jsonl)" = "$(array_of crop_transform < detected.jsonl)" ]
+  [ "$(array_of crop_transform < framed.jsonl)" != "$(array_of crop_transform < aligned.jsonl)" ]
+  [ "$(array_of box < framed.jsonl)" = "$(array_of box < detected.jsonl)" ]
+  # The landmarks map back to the input's within 0.05 px.
+  array_of crop_transform < framed.jsonl > t
+  array_of landmarks < framed.jsonl > crop_pts
+  array_of landmarks < in.jsonl > src_pts
+  [ "$(count_lines crop_pts)" -eq 136 ]
+  paste crop_pts src_pts | awk -v t="$(tr '\n' ' ' < t)" '
+    BEGIN { split(t, m, " "); a = m[1]; b = m[2]; tx = m[3]; ty = m[4]; d = a * a + b * b }
+    NR % 2 == 1 { cx = $1; sx = $2; next }
+    { cy = $1; sy = $2
+      x = (a * (cx - tx) + b * (cy - ty)) / d; y = (-b * (cx - tx) + a * (cy - ty)) / d
+      e = sqrt((x - sx) ^ 2 + (y - sy) ^ 2); if (e > worst) worst = e }
+    END { printf "worst %.4f px\n", worst; exit !(worst < 0.05) }'
+}
+
+@test "--frame detector: no face matching the landmarks is an error record, or the whole image with --fallback full" {
+  require_data 300w-subset
+  make_image flat 256 256 128 flat.png
+  helen_record | sed -E 's#"image":"[^"]*"#"image":"flat.png"#' > in.jsonl
+  run --separate-stderr edan-crop --out C --frame detector in.jsonl
+  [ "$status" -eq 1 ]
+  [[ "$output" == *'"error":"flat.png: no detected face matches the record'"'"'s landmarks"}' ]]
+  [ ! -e C/flat.png.0.png ]
+  run --separate-stderr edan-crop --out C --frame detector --fallback full in.jsonl
+  [ "$status" -eq 0 ]
+  [[ "$output" == *'"box":[0,0,256,256],"score":0,'*'"fallback":true}' ]]
+  echo "$output" | array_of landmarks > pts
+  [ "$(count_lines pts)" -eq 136 ]
+  run edan-crop --out C --frame box < /dev/null
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--frame must be landmarks or detector (got 'box')"* ]]
 }
 
 @test "a bare path is detected and fitted with dlib: one face, 68 landmarks, eyes where the template puts them" {

@@ -313,6 +313,42 @@ TEST(Eval_Baseline, pairedDifferenceOnTheSameFaces) {
                    -0.5);
 }
 
+TEST(Eval_Baseline, pairedLandmarkDifferenceOnTheSameFaces) {
+  edan::EvalOptions opt;
+  opt.group_by = "run";
+  opt.baseline = "s1";
+  opt.bootstrap = 500;
+  // Shift k gives inter-ocular NME k/9. s1: faces f1 0.9, f2 0.45; s2:
+  // f1 0.45, f2 0.45, f3 0.09 (no pair in s1).
+  auto rec = [](const char* run, const char* image, double shift) {
+    auto r = json::parse(landmark_record(shift)).as_object();
+    r["image"] = image;
+    r["run"] = run;
+    return json::serialize(r);
+  };
+  auto rep = run({rec("s1", "f1", 0.9), rec("s1", "f2", 0.45), rec("s2", "f2", 0.45),
+                  rec("s2", "f1", 0.45), rec("s2", "f3", 0.09)},
+                 opt);
+  ASSERT_EQ(rep.groups.size(), 2u);
+  ASSERT_TRUE(rep.groups[1].vs_baseline);
+  const auto& c = *rep.groups[1].vs_baseline;
+  EXPECT_EQ(c.lm_n, 2u);
+  EXPECT_NEAR(c.nme, 0.05, 1e-12);
+  EXPECT_NEAR(c.baseline_nme, 0.075, 1e-12);
+  EXPECT_NEAR(c.nme_difference, -0.025, 1e-12);
+  // Per-face differences in key order f1, f2: -0.05, 0.
+  auto ci = edan::bootstrap_mean_ci({0.45 / 9 - 0.9 / 9, 0.0}, 500, 1);
+  ASSERT_TRUE(c.nme_difference_ci);
+  EXPECT_NEAR(c.nme_difference_ci->low, ci->low, 1e-12);
+  EXPECT_NEAR(c.nme_difference_ci->high, ci->high, 1e-12);
+  auto md = edan::format_report(rep, edan::ReportFormat::kMarkdown);
+  EXPECT_NE(md.find("| s2 | 2 | 5.00 | 7.50 | -2.50 |"), std::string::npos) << md;
+  auto js = edan::report_to_json(rep);
+  const auto& l = js.at("groups").as_array()[1].at("vs_baseline").at("landmarks");
+  EXPECT_EQ(l.at("n").to_number<std::uint64_t>(), 2u);
+  EXPECT_NEAR(l.at("difference").as_double(), -0.025, 1e-12);
+}
+
 TEST(Eval_Baseline, needsGroupByAndAnExistingGroup) {
   edan::EvalOptions opt;
   opt.baseline = "a";

@@ -134,6 +134,10 @@ struct CropOptions {
   std::string detector = "haar";  // a name of detector_names()
   std::string landmarks;          // "" or "dlib": fit 68 landmarks
   bool refit = false;             // fit dlib landmarks even when the record has some
+  // Frame a record that has landmarks by the detector (the face whose box
+  // matches its landmarks) rather than by the landmarks, which are then
+  // carried into the crop: training faces framed as prediction frames them.
+  bool frame_by_detector = false;
   int size = 64;                  // crop side in pixels
   bool fallback_full = false;     // no face: use the whole image
   int max_faces = 0;              // keep the largest N faces; 0 = all
@@ -165,10 +169,11 @@ class FaceCropper {
 
   // Faces of an 8-bit gray image, largest first. When `landmarks` (68
   // source points) are given, they define the one face (and are refitted
-  // with dlib only when opt.refit); else when `box` is given it is the one
-  // face (taken as a dlib-style box); else the detector runs. No face:
-  // the whole image when opt.fallback_full, else RecordError("no face
-  // found").
+  // with dlib only when opt.refit); with opt.frame_by_detector they only
+  // choose it: the crop is framed by the matching detection (or by `box`)
+  // and the landmarks are carried into it. Else when `box` is given it is
+  // the one face (taken as a dlib-style box); else the detector runs. No
+  // face: the whole image when opt.fallback_full, else RecordError.
   std::vector<Face> crop(const cv::Mat& gray, const std::optional<Shape>& landmarks = {},
                          const std::optional<FaceBox>& box = {});
   // The same for a record: decodes r["image"] (edan/image.hpp), takes
@@ -180,6 +185,9 @@ class FaceCropper {
   const CropOptions& options() const { return opt_; }
 
  private:
+  Face frame_by_detector(const cv::Mat& gray, const Shape& landmarks,
+                         const std::optional<FaceBox>& box);
+
   CropOptions opt_;
   std::unique_ptr<FaceDetector> detector_;
   std::shared_ptr<const Landmarker> landmarker_;

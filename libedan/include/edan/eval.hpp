@@ -28,9 +28,10 @@ struct EvalOptions {
   // A record field whose value names the group (e.g. "dataset"); "" = none.
   std::string group_by;
   // With group_by: the group every other group is compared with, record by
-  // record (paired): the accuracy difference on the records both groups
-  // scored (matched by "crop", else "image" and "face"), with a paired
-  // bootstrap CI when bootstrap > 0. "" = no comparison.
+  // record (paired): the accuracy difference and the landmarks' NME
+  // difference on the records both groups scored (matched by "crop", else
+  // "image" and "face"), with paired bootstrap CIs when bootstrap > 0.
+  // "" = no comparison.
   std::string baseline;
   // Bootstrap resamples for the accuracy's 95% CI (0 = none) and its seed.
   int bootstrap = 0;
@@ -76,6 +77,12 @@ struct Comparison {
   double accuracy = 0, baseline_accuracy = 0;
   double difference = 0;               // accuracy - baseline_accuracy
   std::optional<Interval> difference_ci;  // paired bootstrap, when bootstrap > 0
+  // Landmarks, inter-ocular NME, on the faces both groups scored (lm_n;
+  // 0 when there are none): the mean of each and of the per-face
+  // difference (negative: this group's landmarks are better).
+  std::size_t lm_n = 0;
+  double nme = 0, baseline_nme = 0, nme_difference = 0;
+  std::optional<Interval> nme_difference_ci;  // paired bootstrap, when bootstrap > 0
 };
 
 // The summary of one group (or of all records).
