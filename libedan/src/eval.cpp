@@ -754,6 +754,41 @@ void markdown_single(std::ostringstream& md, const Report& rep) {
   if (s.landmarks) markdown_skips(md, "landmarks", s.landmarks->skipped, s.records);
 }
 
+// One group's side of a paired comparison (see Comparison).
+struct PairedRow {
+  std::size_t n;
+  double value, baseline, difference;
+  std::optional<Interval> difference_ci;
+};
+
+// The table of every group against the --baseline group (nothing without
+// one); get(Comparison) gives a row, a row with n = 0 is left out.
+template <typename Name, typename Get>
+void markdown_paired_table(std::ostringstream& md, const Report& rep,
+                           const std::vector<const GroupSummary*>& rows, const Name& name,
+                           const std::string& heading, const std::string& what, int digits,
+                           const Get& get) {
+  if (rep.options.baseline.empty()) return;
+  const bool boot = rep.options.bootstrap > 0;
+  md << heading << "\n\n| " << rep.options.group_by << " | n | " << what << " | baseline " << what
+     << " | difference (points) |" << (boot ? " 95% CI (points) |" : "")
+     << "\n|---|--:|--:|--:|--:|" << (boot ? "--:|" : "") << "\n";
+  for (const auto* g : rows) {
+    if (!g->vs_baseline) continue;
+    PairedRow r = get(*g->vs_baseline);
+    if (!r.n) continue;
+    md << "| " << name(g) << " | " << r.n << " | " << pct(r.value, digits) << " | "
+       << pct(r.baseline, digits) << " | " << signed_points(r.difference, digits) << " |";
+    if (boot)
+      md << " "
+         << (r.difference_ci ? signed_points(r.difference_ci->low, digits) + " to " +
+                                   signed_points(r.difference_ci->high, digits)
+                             : std::string("–"))
+         << " |";
+    md << "\n";
+  }
+}
+
 // The cross-group accuracy table and the recall of each class per group.
 template <typename Name>
 void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
@@ -772,26 +807,13 @@ void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
        << " |\n";
   }
 
-  if (!rep.options.baseline.empty()) {
-    md << "\n### Against " << by << " = " << rep.options.baseline
-       << " (paired: the records both scored)\n\n| " << by
-       << " | n | Acc. (%) | baseline Acc. (%) | difference (points) |"
-       << (boot ? " 95% CI (points) |" : "") << "\n|---|--:|--:|--:|--:|" << (boot ? "--:|" : "")
-       << "\n";
-    for (const auto* g : rows) {
-      if (!g->vs_baseline) continue;
-      const auto& c = *g->vs_baseline;
-      md << "| " << name(g) << " | " << c.n << " | " << pct(c.accuracy) << " | "
-         << pct(c.baseline_accuracy) << " | " << signed_points(c.difference) << " |";
-      if (boot)
-        md << " "
-           << (c.difference_ci ? signed_points(c.difference_ci->low) + " to " +
-                                     signed_points(c.difference_ci->high)
-                               : std::string("–"))
-           << " |";
-      md << "\n";
-    }
-  }
+  markdown_paired_table(md, rep, rows, name,
+                        "\n### Against " + by + " = " + rep.options.baseline +
+                            " (paired: the records both scored)",
+                        "Acc. (%)", 1, [](const Comparison& c) {
+                          return PairedRow{c.n, c.accuracy, c.baseline_accuracy, c.difference,
+                                           c.difference_ci};
+                        });
 
   md << "\n### Recall per class (%)\n\n| " << by << " |";
   for (const auto& l : rep.labels) md << " " << l << " |";
@@ -802,33 +824,6 @@ void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
     md << "| " << name(g) << " |";
     for (const auto& c : g->metrics.classes)
       md << " " << (c.recall_defined ? pct(c.recall) : "–") << " |";
-    md << "\n";
-  }
-}
-
-// The paired landmark table against the --baseline group.
-template <typename Name>
-void markdown_landmark_comparison(std::ostringstream& md, const Report& rep,
-                                  const std::vector<const GroupSummary*>& rows, const Name& name) {
-  if (rep.options.baseline.empty()) return;
-  const auto& by = rep.options.group_by;
-  const bool boot = rep.options.bootstrap > 0;
-  md << "\n#### Landmarks against " << by << " = " << rep.options.baseline
-     << " (paired: the faces both scored; negative = lower error)\n\n| " << by
-     << " | n | NME inter-ocular (%) | baseline NME (%) | difference (points) |"
-     << (boot ? " 95% CI (points) |" : "") << "\n|---|--:|--:|--:|--:|" << (boot ? "--:|" : "")
-     << "\n";
-  for (const auto* g : rows) {
-    if (!g->vs_baseline || !g->vs_baseline->lm_n) continue;
-    const auto& c = *g->vs_baseline;
-    md << "| " << name(g) << " | " << c.lm_n << " | " << pct(c.nme, 2) << " | "
-       << pct(c.baseline_nme, 2) << " | " << signed_points(c.nme_difference, 2) << " |";
-    if (boot)
-      md << " "
-         << (c.nme_difference_ci ? signed_points(c.nme_difference_ci->low, 2) + " to " +
-                                       signed_points(c.nme_difference_ci->high, 2)
-                                 : std::string("–"))
-         << " |";
     md << "\n";
   }
 }
@@ -856,7 +851,13 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
          << pct(l.inter_ocular_stats.auc, 2) << " | " << pct(l.inter_ocular_stats.failure_rate, 2)
          << " |\n";
     }
-    markdown_landmark_comparison(md, rep, rows, name);
+    markdown_paired_table(md, rep, rows, name,
+                          "\n#### Landmarks against " + by + " = " + rep.options.baseline +
+                              " (paired: the faces both scored; negative = lower error)",
+                          "NME inter-ocular (%)", 2, [](const Comparison& c) {
+                            return PairedRow{c.lm_n, c.nme, c.baseline_nme, c.nme_difference,
+                                             c.nme_difference_ci};
+                          });
   }
 
   md << "\n### Skipped\n\n| " << by << " | records | skipped | reasons |"

@@ -33,6 +33,27 @@ helen_record() {
   edan-index --layout 300w "$EDAN_DATA/300w-subset/$HELEN" | grep -F "/$FACE_STEM.jpg\""
 }
 
+# landmarks_carried OUT IN SIZE: the first record of OUT (a SIZE-pixel crop)
+# carries IN's 68 landmarks: mapped back with its crop_transform they land
+# within 0.05 px of IN's (crop landmarks are written to 0.01 px; the crops
+# here are about 0.4x the source), and the eyes (points 36..47) are inside
+# the crop.
+landmarks_carried() {
+  array_of crop_transform < "$1" > t
+  array_of landmarks < "$1" > crop_pts
+  array_of landmarks < "$2" > src_pts
+  [ "$(count_lines crop_pts)" -eq 136 ]
+  paste crop_pts src_pts | awk -v t="$(tr '\n' ' ' < t)" -v last="$(($3 - 1))" '
+    BEGIN { split(t, m, " "); a = m[1]; b = m[2]; tx = m[3]; ty = m[4]; d = a * a + b * b }
+    NR % 2 == 1 { cx = $1; sx = $2; next }
+    { cy = $1; sy = $2
+      x = (a * (cx - tx) + b * (cy - ty)) / d; y = (-b * (cx - tx) + a * (cy - ty)) / d
+      e = sqrt((x - sx) ^ 2 + (y - sy) ^ 2); if (e > worst) worst = e
+      i = NR / 2 - 1
+      if (i >= 36 && i <= 47 && (cx < 0 || cx > last || cy < 0 || cy > last)) outside++ }
+    END { printf "worst %.4f px, eyes outside %d\n", worst, outside; exit !(worst < 0.05 && outside == 0) }'
+}
+
 @test "--help lists the options and the detectors" {
   run edan-crop --help
   [ "$status" -eq 0 ]
@@ -107,23 +128,8 @@ helen_record() {
   [ "$(png_header "$crop")" = "96 96 8 0" ]
   grep -q '"dataset":"helen","split":"test","landmarks":\[\[' out.jsonl  # fields kept in order
   grep -q '"crop_size":96' out.jsonl
-  # The record's own landmarks are carried into the crop: mapped back with
-  # crop_transform they land within 0.05 px of the input (crop landmarks are
-  # written to 0.01 px; the crop is about 0.4x the source here). The eyes
-  # (points 36..47) are inside the crop.
-  array_of crop_transform < out.jsonl > t
-  array_of landmarks < out.jsonl > crop_pts
-  array_of landmarks < in.jsonl > src_pts
-  [ "$(count_lines crop_pts)" -eq 136 ]
-  paste crop_pts src_pts | awk -v t="$(tr '\n' ' ' < t)" '
-    BEGIN { split(t, m, " "); a = m[1]; b = m[2]; tx = m[3]; ty = m[4]; d = a * a + b * b }
-    NR % 2 == 1 { cx = $1; sx = $2; next }
-    { cy = $1; sy = $2
-      x = (a * (cx - tx) + b * (cy - ty)) / d; y = (-b * (cx - tx) + a * (cy - ty)) / d
-      e = sqrt((x - sx) ^ 2 + (y - sy) ^ 2); if (e > worst) worst = e
-      i = NR / 2 - 1
-      if (i >= 36 && i <= 47 && (cx < 0 || cx > 95 || cy < 0 || cy > 95)) outside++ }
-    END { printf "worst %.4f px, eyes outside %d\n", worst, outside; exit !(worst < 0.05 && outside == 0) }'
+  # The record's own landmarks are carried into the crop.
+  landmarks_carried out.jsonl in.jsonl 96
 }
 
 @test "--frame detector: a record's landmarks choose the detected face, which frames the crop; they are carried into it" {
@@ -137,18 +143,7 @@ helen_record() {
   [ "$(array_of crop_transform < framed.jsonl)" = "$(array_of crop_transform < detected.jsonl)" ]
   [ "$(array_of crop_transform < framed.jsonl)" != "$(array_of crop_transform < aligned.jsonl)" ]
   [ "$(array_of box < framed.jsonl)" = "$(array_of box < detected.jsonl)" ]
-  # The landmarks map back to the input's within 0.05 px.
-  array_of crop_transform < framed.jsonl > t
-  array_of landmarks < framed.jsonl > crop_pts
-  array_of landmarks < in.jsonl > src_pts
-  [ "$(count_lines crop_pts)" -eq 136 ]
-  paste crop_pts src_pts | awk -v t="$(tr '\n' ' ' < t)" '
-    BEGIN { split(t, m, " "); a = m[1]; b = m[2]; tx = m[3]; ty = m[4]; d = a * a + b * b }
-    NR % 2 == 1 { cx = $1; sx = $2; next }
-    { cy = $1; sy = $2
-      x = (a * (cx - tx) + b * (cy - ty)) / d; y = (-b * (cx - tx) + a * (cy - ty)) / d
-      e = sqrt((x - sx) ^ 2 + (y - sy) ^ 2); if (e > worst) worst = e }
-    END { printf "worst %.4f px\n", worst; exit !(worst < 0.05) }'
+  landmarks_carried framed.jsonl in.jsonl 64
 }
 
 @test "--frame detector: no face matching the landmarks is an error record, or the whole image with --fallback full" {
