@@ -33,6 +33,16 @@ int main(int argc, char** argv) {
   tool.add({"--lr-max"}, "LR", "cyclical learning rate: upper bound", &opt.lr_max);
   tool.add({"--lr-step"}, "N", "iterations per half cycle (default: 0 = two epochs)", &opt.lr_step);
   tool.add({"--optimizer"}, "NAME", "sgd (momentum 0.9) or adam", &opt.optimizer);
+  tool.add({"--stage-init"}, "HOW",
+           "how a later stage starts: random, or previous (a copy of the stage before it; "
+           "the landmark head always starts at zero)",
+           &opt.stage_init);
+  tool.add({"--init"}, "MODEL",
+           "start from a trained model: its stages are kept, frozen, and training begins with "
+           "the next",
+           &opt.init);
+  tool.add({"--init-stages"}, "K", "with --init, keep only its first K stages (0 = all)",
+           &opt.init_stages);
   tool.add_flag({"--no-augment"}, "no flips, affine jitter or brightness/contrast changes",
                 &opt.no_augment);
   tool.add({"--checkpoint"}, "FILE", "checkpoint file (default: MODEL.ckpt)", &opt.checkpoint);

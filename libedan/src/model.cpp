@@ -320,6 +320,40 @@ DanStage EmotionalDanImpl::stage(std::int64_t index) const {
   return stages_[static_cast<std::size_t>(index)];
 }
 
+void EmotionalDanImpl::init_stage_from_previous(std::int64_t index) {
+  if (index < 1 || index >= num_stages())
+    throw std::out_of_range("stage " + std::to_string(index) + ": no previous stage to copy");
+  torch::NoGradGuard no_grad;
+  auto own = [](const std::string& name) {
+    return name.rfind("input_bn.", 0) == 0 || name.rfind("feature_dense.", 0) == 0;
+  };
+  auto copy = [&](torch::OrderedDict<std::string, torch::Tensor> from,
+                  torch::OrderedDict<std::string, torch::Tensor> to) {
+    for (auto& item : to) {
+      const std::string& name = item.key();
+      torch::Tensor& dst = item.value();
+      if (own(name)) continue;
+      if (name.rfind("landmarks.", 0) == 0) {
+        dst.zero_();
+        continue;
+      }
+      const torch::Tensor* src = from.find(name);
+      if (!src) continue;
+      if (src->sizes() == dst.sizes()) {
+        dst.copy_(*src);
+      } else if (name == "conv1a.weight") {  // 1 input channel -> the image channel of 3
+        dst.zero_();
+        dst.narrow(1, 0, src->size(1)).copy_(*src);
+      } else {
+        throw std::logic_error("stage " + std::to_string(index) + ": " + name + " does not fit");
+      }
+    }
+  };
+  auto prev = stage(index - 1), next = stage(index);
+  copy(prev->named_parameters(), next->named_parameters());
+  copy(prev->named_buffers(), next->named_buffers());
+}
+
 DanOutput EmotionalDanImpl::forward(const torch::Tensor& images, std::int64_t n_stages,
                                     const std::vector<std::string>& capture) {
   if (n_stages == 0) n_stages = num_stages();

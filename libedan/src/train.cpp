@@ -328,6 +328,8 @@ void check_options(const TrainOptions& opt) {
   if (opt.lr_step < 0) throw UsageError("--lr-step must be 0 (automatic) or more");
   if (opt.optimizer != "sgd" && opt.optimizer != "adam")
     throw UsageError("--optimizer must be sgd or adam");
+  if (opt.stage_init != "random" && opt.stage_init != "previous")
+    throw UsageError("--stage-init must be random or previous");
   if (!(opt.input_blur >= 0)) throw UsageError("--input-blur must be 0 or more");
   if (opt.input_norm != "image" && opt.input_norm != "dataset")
     throw UsageError("--input-norm must be image or dataset");
@@ -613,6 +615,44 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& opt,
                                              torch::optim::SGDOptions(opt.lr_base).momentum(0.9));
 }
 
+// --init: copies the first stages of a trained model into `model` (and its
+// mean shape and input statistics into meta); returns the first stage left
+// to train.
+std::int64_t init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions& opt,
+                       const torch::Device& device) {
+  if (opt.init.empty()) {
+    if (opt.init_stages != 0) throw UsageError("--init-stages needs --init MODEL");
+    return 0;
+  }
+  auto init = load_model(opt.init, device);
+  const auto& a = init.meta.config;
+  const auto& b = meta.config;
+  if (a.size != b.size || a.widths != b.widths || a.fc != b.fc || a.labels != b.labels)
+    throw UsageError("--init " + opt.init +
+                     ": its architecture (size, widths, fc, classes) is not this run's");
+  const std::int64_t k = opt.init_stages > 0 ? opt.init_stages : a.stages;
+  if (opt.init_stages < 0 || k > a.stages || k >= b.stages)
+    throw UsageError("--init-stages " + std::to_string(k) + ": " + opt.init + " has " +
+                     std::to_string(a.stages) + " stage(s) and this run " +
+                     std::to_string(b.stages) + "; at least one must be left to train");
+  torch::NoGradGuard no_grad;
+  for (std::int64_t i = 0; i < k; ++i) {
+    auto from = init.model->stage(i), to = model->stage(i);
+    auto fp = from->parameters(), tp = to->parameters();
+    for (std::size_t j = 0; j < tp.size(); ++j) tp[j].copy_(fp[j]);
+    auto fb = from->buffers(), tb = to->buffers();
+    for (std::size_t j = 0; j < tb.size(); ++j) tb[j].copy_(fb[j]);
+  }
+  model->named_buffers()["mean_shape"].copy_(init.model->mean_shape());
+  meta.mean_shape = init.meta.mean_shape;
+  meta.input_mean = init.meta.input_mean;
+  meta.input_std = init.meta.input_std;
+  if (init.meta.input_norm != meta.input_norm)
+    throw UsageError("--init " + opt.init + ": it normalises input by '" +
+                     init.meta.input_norm + "', this run by '" + meta.input_norm + "'");
+  return k;
+}
+
 // Trainable = stage s only; earlier stages frozen.
 void freeze_all_but(EmotionalDan& model, std::int64_t s) {
   for (auto& p : model->parameters()) p.set_requires_grad(false);
@@ -661,6 +701,9 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
           {"lr_max", o.lr_max},
           {"lr_step", o.lr_step},
           {"optimizer", o.optimizer},
+          {"stage_init", o.stage_init},
+          {"init", o.init},
+          {"init_stages", o.init_stages},
           {"augment", !o.no_augment},
           {"batch", o.batch},
           {"seed", static_cast<std::int64_t>(o.seed)},
@@ -874,6 +917,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   torch::manual_seed(mix_seed({opt.seed, 0x1417ull}));
   EmotionalDan model(config, meta.mean_shape);
   model->to(device);
+  const std::int64_t first_stage = init_from(model, meta, opt, device);
 
   const std::int64_t n = data.train.size();
   const std::int64_t n_batches = (n / opt.batch) + ((n % opt.batch) >= 2 ? 1 : 0);
@@ -882,6 +926,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   const double alpha = shapes.empty() ? 0.0 : opt.alpha;  // no landmarks: term off
 
   LoopState st;
+  st.stage = first_stage;
   Snapshot best = snapshot(model);
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::optional<LoadedCheckpoint> resumed;
@@ -931,6 +976,10 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   };
   while (st.stage < stages_to_train) {
     const std::int64_t s = st.stage;
+    if (s > 0 && opt.stage_init == "previous" && st.stage_step == 0 && st.pos == 0) {
+      model->init_stage_from_previous(s);
+      best = snapshot(model);
+    }
     freeze_all_but(model, s);
     optimizer = make_optimizer(opt, model->stage(s)->parameters());
     if (resumed && resumed->has_optimizer && (st.epoch > 0 || st.pos > 0))

@@ -100,6 +100,30 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   grep -q '"val":{"loss":' train.log
 }
 
+@test "--init keeps a trained model's first stages and trains the next; --stage-init previous" {
+  make_records 10
+  edan-train "${TINY[@]}" --epochs 1 --batch 4 --val-fraction 0.2 -o a.edan recs.jsonl
+  run edan-train "${TINY[@]}" --epochs 1 --batch 4 --val-fraction 0.2 --log b.log \
+    --init a.edan --init-stages 1 --stage-init previous -o b.edan recs.jsonl
+  [ "$status" -eq 0 ]
+  # Only stage 2 was trained; stage 1 is a's, to the bit.
+  [ "$(count_lines b.log)" -eq 1 ]
+  grep -q '"stage":2,"epoch":1' b.log
+  echo '{"crop":"face1.pgm"}' > one.jsonl
+  [ "$(edan-predict -m a.edan --stages 1 one.jsonl)" = "$(edan-predict -m b.edan --stages 1 one.jsonl)" ]
+  [ "$(edan-predict -m a.edan one.jsonl)" != "$(edan-predict -m b.edan one.jsonl)" ]
+  # Nothing left to train, another architecture, a bad --stage-init: usage errors.
+  run edan-train "${TINY[@]}" --init a.edan -o c.edan recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--init-stages 2: a.edan has 2 stage(s) and this run 2; at least one must be left to train"* ]]
+  run edan-train --size 32 --widths 4,4,8,16 --threads 1 -q --init a.edan --init-stages 1 -o c.edan recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"its architecture (size, widths, fc, classes) is not this run's"* ]]
+  run edan-train "${TINY[@]}" --stage-init copy -o c.edan recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--stage-init must be random or previous"* ]]
+}
+
 @test "one line per evaluation on a non-terminal stderr" {
   make_records 8
   run edan-train --size 32 --widths 4,4,8,8 --threads 1 --stages 1 --epochs 2 --batch 4 \

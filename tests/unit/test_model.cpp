@@ -229,6 +229,36 @@ TEST(Model_EmotionalDan, newLaterStageStartsAtPreviousLandmarks) {
   EXPECT_GT(head["landmarks.weight"].grad().abs().sum().item<double>(), 0.0);
 }
 
+TEST(Model_EmotionalDan, warmStartCopiesThePreviousStage) {
+  edan::EmotionalDan m(tiny_config(3), ring_shape(32));
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : m->stage(1)->parameters()) p.normal_();  // a "trained" stage 2
+  }
+  m->init_stage_from_previous(1);
+  m->init_stage_from_previous(2);
+  auto s1 = m->stage(0)->named_parameters(), s2 = m->stage(1)->named_parameters(),
+       s3 = m->stage(2)->named_parameters();
+  EXPECT_TRUE(torch::equal(s2["conv2b.weight"], s1["conv2b.weight"]));
+  EXPECT_TRUE(torch::equal(s2["fc1.weight"], s1["fc1.weight"]));
+  EXPECT_TRUE(torch::equal(s2["emotion.bias"], s1["emotion.bias"]));
+  // conv1a: the image channel from stage 1, heatmap and feature channels 0.
+  EXPECT_TRUE(torch::equal(s2["conv1a.weight"].narrow(1, 0, 1), s1["conv1a.weight"]));
+  EXPECT_EQ(s2["conv1a.weight"].narrow(1, 1, 2).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(s2["landmarks.weight"].abs().sum().item<double>(), 0.0);
+  // From a later stage, all three channels are copied.
+  EXPECT_TRUE(torch::equal(s3["conv1a.weight"], s2["conv1a.weight"]));
+  auto b1 = m->stage(0)->named_buffers(), b2 = m->stage(1)->named_buffers();
+  EXPECT_TRUE(torch::equal(b2["bn1b.running_var"], b1["bn1b.running_var"]));
+  m->eval();
+  torch::NoGradGuard ng;
+  auto out = m->forward(torch::randn({2, 1, 32, 32}));
+  EXPECT_TRUE(torch::allclose(out.landmarks[1], out.landmarks[0], 1e-4, 1e-3));
+  EXPECT_TRUE(torch::allclose(out.landmarks[2], out.landmarks[0], 1e-4, 1e-3));
+  EXPECT_THROW(m->init_stage_from_previous(0), std::out_of_range);
+  EXPECT_THROW(m->init_stage_from_previous(3), std::out_of_range);
+}
+
 TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   auto c = tiny_config(2);
   c.labels = {"neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"};

@@ -152,6 +152,13 @@ class EmotionalDanImpl : public torch::nn::Module {
   std::int64_t num_stages() const { return static_cast<std::int64_t>(stages_.size()); }
   // 0-based. Throws std::out_of_range.
   DanStage stage(std::int64_t index) const;
+  // A warm start for stage `index` (>= 1): every layer copied from the stage
+  // before it, except that the first convolution's extra input channels
+  // (heatmap, feature image) start at zero, its input BatchNorm and feature
+  // layer keep their initialisation, and the landmark head is zero (Δ = 0).
+  // The new stage then begins at the previous stage's landmarks with a body
+  // that already reads faces. Throws std::out_of_range for a bad index.
+  void init_stage_from_previous(std::int64_t index);
   // [68,2] buffer (moves with .to(device)).
   const torch::Tensor& mean_shape() const { return mean_shape_; }
 

@@ -40,6 +40,15 @@ struct TrainOptions {
   double lr_base = 1e-4, lr_max = 0.05;
   std::int64_t lr_step = 0;  // half cycle, iterations; 0: 2 epochs
   std::string optimizer = "sgd";
+  // How a stage after the first starts: "random" (its own initialisation,
+  // landmark head zero) or "previous" (EmotionalDanImpl::init_stage_from_previous).
+  std::string stage_init = "random";
+  // A trained model whose first init_stages stages (0: all of them) are
+  // taken as they are and frozen; training begins with the next stage. Its
+  // architecture must be this run's; its mean shape and input statistics
+  // are kept.
+  std::string init;
+  std::int64_t init_stages = 0;
   bool no_augment = false;
   std::string checkpoint;  // default: <output>.ckpt
   bool resume = false;
