@@ -470,6 +470,11 @@ json::value opt_number(const std::optional<double>& v) {
   return v ? json::value(*v) : json::value(nullptr);
 }
 
+// [low, high], or null.
+json::value interval_json(const std::optional<Interval>& ci) {
+  return ci ? json::value(json::array{ci->low, ci->high}) : json::value(nullptr);
+}
+
 json::object skip_json(const SkipReport& s) {
   json::object reasons;
   for (const auto& [name, n] : s.reasons) reasons[name] = n;
@@ -499,10 +504,7 @@ json::object summary_json(const GroupSummary& s, const Report& rep, bool other_c
     b["resamples"] = rep.options.bootstrap;
     b["seed"] = rep.options.seed;
     b["level"] = 0.95;
-    if (s.accuracy_ci)
-      b["accuracy_ci"] = json::array{s.accuracy_ci->low, s.accuracy_ci->high};
-    else
-      b["accuracy_ci"] = nullptr;
+    b["accuracy_ci"] = interval_json(s.accuracy_ci);
     o["bootstrap"] = std::move(b);
   }
   if (s.vs_baseline) {
@@ -513,21 +515,14 @@ json::object summary_json(const GroupSummary& s, const Report& rep, bool other_c
     v["accuracy"] = c.accuracy;
     v["baseline_accuracy"] = c.baseline_accuracy;
     v["difference"] = c.difference;
-    if (rep.options.bootstrap > 0)
-      v["difference_ci"] = c.difference_ci ? json::value(json::array{c.difference_ci->low,
-                                                                     c.difference_ci->high})
-                                           : json::value(nullptr);
+    if (rep.options.bootstrap > 0) v["difference_ci"] = interval_json(c.difference_ci);
     if (c.lm_n) {
       json::object l;
       l["n"] = c.lm_n;
       l["mean_nme"] = c.nme;
       l["baseline_mean_nme"] = c.baseline_nme;
       l["difference"] = c.nme_difference;
-      if (rep.options.bootstrap > 0)
-        l["difference_ci"] =
-            c.nme_difference_ci
-                ? json::value(json::array{c.nme_difference_ci->low, c.nme_difference_ci->high})
-                : json::value(nullptr);
+      if (rep.options.bootstrap > 0) l["difference_ci"] = interval_json(c.nme_difference_ci);
       v["landmarks"] = std::move(l);
     }
     o["vs_baseline"] = std::move(v);
