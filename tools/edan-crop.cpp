@@ -21,8 +21,9 @@ int main(int argc, char** argv) {
                 &opt.refit);
   std::string frame = "landmarks";
   tool.add({"--frame"}, "BY",
-           "what frames a record that has landmarks: landmarks, or detector (the detected "
-           "face that matches them; they are carried into its crop) (default: landmarks)",
+           "what frames a face: landmarks, or detector (for a record with landmarks, the "
+           "detected face that matches them; landmarks, the record's or fitted, are carried "
+           "into its crop) (default: landmarks)",
            &frame);
   tool.add({"--size"}, "N", "side of the square crops in pixels", &opt.size);
   tool.add({"--fallback"}, "MODE",

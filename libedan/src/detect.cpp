@@ -459,9 +459,9 @@ std::vector<Face> FaceCropper::crop(const cv::Mat& gray, const std::optional<Sha
       f.geometry = geometry_from_box(d.box, calib, size);
       if (fit) {
         Shape shape = landmarker_->fit(gray, dlib_style ? d.box : dlib_box_for(f.geometry));
-        // A fallback keeps the whole image as its crop; the fitted points
-        // are still mapped into it.
-        if (!fallback) f.geometry = geometry_from_landmarks(shape, size);
+        // A fallback keeps the whole image as its crop, and --frame detector
+        // the detection; the fitted points are still mapped into it.
+        if (!fallback && !opt_.frame_by_detector) f.geometry = geometry_from_landmarks(shape, size);
         f.landmarks = f.geometry.crop_points(shape);
       }
       faces.push_back(std::move(f));

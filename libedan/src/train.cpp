@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "edan/augment.hpp"
+#include "edan/blur.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
 #include "edan/detect.hpp"
@@ -185,7 +186,46 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
   auto alt = (fs::path(base_dir) / path).string();
   return fs::exists(alt, ec) ? alt : path;
 }
+// The face a record names, decoded: "crop", else "image". read_gray, as
+// edan-predict reads faces: the same pixels for the same file (alpha, EXIF
+// orientation), and its limits (an image larger than kMaxImagePixels is
+// refused from its header, before decoding).
+cv::Mat read_record_face(const Record& r, const std::string& base_dir) {
+  auto path = get_string(r, "crop");
+  if (!path) path = get_string(r, "image");
+  if (!path) throw RecordError("no \"crop\" or \"image\" field");
+  auto file = resolve_path(*path, base_dir);
+  std::error_code ec;
+  // Checked first: OpenCV would also print its own warning on stderr.
+  if (!std::filesystem::is_regular_file(file, ec))
+    throw RecordError(*path + ": cannot read image: no such file");
+  return read_gray(file);
+}
 }  // namespace
+
+torch::Tensor load_face_images(const std::vector<Record>& records, std::int64_t size,
+                               const std::string& base_dir, LoadReport& report) {
+  auto images = torch::empty({static_cast<std::int64_t>(records.size()), size, size}, torch::kUInt8);
+  std::int64_t kept = 0;
+  for (std::size_t k = 0; k < records.size(); ++k) {
+    ++report.read;
+    try {
+      if (has_error(records[k]))
+        throw RecordError("has an error: " + get_string(records[k], "error").value_or("?"));
+      cv::Mat img = resize_to_square(read_record_face(records[k], base_dir), static_cast<int>(size));
+      std::memcpy(images[kept].data_ptr<std::uint8_t>(), img.ptr<std::uint8_t>(),
+                  static_cast<std::size_t>(size * size));
+      ++kept;
+      ++report.kept;
+    } catch (const FatalError&) {
+      throw;
+    } catch (const std::exception& e) {
+      ++report.failed;
+      report.messages.push_back("record " + std::to_string(k + 1) + ": " + e.what());
+    }
+  }
+  return images.narrow(0, 0, kept).clone();
+}
 
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
                               ClassSet classes, const std::string& base_dir, LoadReport& report) {
@@ -236,18 +276,7 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
         skip(report.unusable, "neither landmarks nor a label");
         continue;
       }
-      auto path = get_string(r, "crop");
-      if (!path) path = get_string(r, "image");
-      if (!path) throw RecordError("no \"crop\" or \"image\" field");
-      auto file = resolve_path(*path, base_dir);
-      std::error_code ec;
-      // Checked first: OpenCV would also print its own warning on stderr.
-      if (!std::filesystem::is_regular_file(file, ec))
-        throw RecordError(*path + ": cannot read image: no such file");
-      // read_gray, as edan-predict reads faces: the same pixels for the same
-      // file (alpha, EXIF orientation), and its limits (an image larger than
-      // kMaxImagePixels is refused from its header, before decoding).
-      cv::Mat img = read_gray(file);
+      cv::Mat img = read_record_face(r, base_dir);
       const double sx = static_cast<double>(size) / img.cols;
       const double sy = static_cast<double>(size) / img.rows;
       // Resized as edan-predict resizes faces (detect.hpp).
@@ -363,6 +392,9 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
                                    const std::vector<std::string>& sources,
                                    const std::function<void(const std::string&)>& note) {
   check_options(opt);
+  // Here, not in check_options: match_input_blur() then sets input_blur.
+  if (!opt.input_blur_from.empty() && opt.input_blur != 0)
+    throw UsageError("--input-blur and --input-blur-from: give one of them");
   ModelConfig config = train_config(opt);
   ClassSet classes = parse_class_set(opt.classes);
   // Before hours of training, not after them.
@@ -394,6 +426,33 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
   }
   if (data.train.size() < 2) throw FatalError("fewer than 2 usable training records");
   return data;
+}
+
+double match_input_blur(const TrainOptions& opt, const TrainingData& data,
+                        const std::function<void(const std::string&)>& note) {
+  const ModelConfig config = train_config(opt);
+  LoadReport report;
+  auto sharp = load_face_images(read_records_file(opt.input_blur_from), config.size,
+                                dir_of(opt.input_blur_from), report);
+  print_report(report, opt.input_blur_from, note);
+  if (sharp.size(0) < 2)
+    throw FatalError(opt.input_blur_from + ": fewer than 2 readable faces to match the blur to");
+  BlurEstimate e;
+  try {
+    e = estimate_relative_blur(sharp.unsqueeze(1).to(torch::kFloat) / 255,
+                               data.train.images.unsqueeze(1).to(torch::kFloat) / 255);
+  } catch (const std::invalid_argument& ex) {
+    throw FatalError(std::string("--input-blur-from: ") + ex.what());
+  }
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                "input blur %.2f px: the training faces are that much blurrier than the %ld "
+                "faces of %s (spectra compared at radii %ld-%ld of %ld, rms %.3f)",
+                e.sigma, static_cast<long>(sharp.size(0)), opt.input_blur_from.c_str(),
+                static_cast<long>(e.first_radius), static_cast<long>(e.last_radius),
+                static_cast<long>(config.size / 2), e.residual);
+  note(buf);
+  return e.sigma;
 }
 
 // --- reporting --------------------------------------------------------------
@@ -692,6 +751,7 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
           {"dropout", c.dropout},
           {"input_norm", o.input_norm},
           {"input_blur", o.input_blur},
+          {"input_blur_from", o.input_blur_from},
           {"classes", o.classes},
           {"alpha", o.alpha},
           {"beta", o.beta},
@@ -829,7 +889,7 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const boost::json::obj
     // --input-blur only concerns prediction (a finished run resumed with
     // another value writes the same weights with the new setting).
     auto saved = meta.at("fingerprint").as_object(), wanted = print;
-    for (const char* key : {"epochs", "patience", "input_blur"}) {
+    for (const char* key : {"epochs", "patience", "input_blur", "input_blur_from"}) {
       saved.erase(key);
       wanted.erase(key);
     }

@@ -263,3 +263,20 @@ EOF
   [ "${lines[0]}" = '{"image":"x.png","error":"earlier"}' ]
   [[ "${lines[1]}" == '{"image":"x.png","face":0,'* ]]
 }
+
+@test "--frame detector with fitted landmarks: the detection frames the crop (--detector none: the whole image), the fit is carried into it" {
+  require_data fer2013
+  img=$(ls "$EDAN_DATA"/fer2013/test/happy/*.jpg | head -1)
+  printf '{"image":"%s"}\n' "$img" > in.jsonl
+  edan-crop --out C --detector none --landmarks dlib --frame detector in.jsonl > whole.jsonl
+  edan-crop --out D --detector none --landmarks dlib in.jsonl > aligned.jsonl
+  # 48 px image -> 64 px crop: scale 4/3, no rotation, pixel centres kept.
+  [ "$(array_of crop_transform < whole.jsonl | tr "\n" " ")" = "1.3333333333333333 0.0 0.16666666666666785 0.16666666666666785 " ]
+  [ "$(array_of crop_transform < aligned.jsonl)" != "$(array_of crop_transform < whole.jsonl)" ]
+  # The same 68 fitted points, in each crop's own coordinates.
+  array_of landmarks < whole.jsonl > w
+  array_of landmarks < aligned.jsonl > a
+  [ "$(count_lines w)" -eq 136 ]
+  [ "$(count_lines a)" -eq 136 ]
+  ! cmp -s w a
+}

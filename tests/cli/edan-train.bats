@@ -162,3 +162,50 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   [ "$status" -eq 3 ]
   [[ "$output" == *"other options or data"* ]]
 }
+
+# Writes N random grayscale faces of side $2 and their records to $3: the
+# loader enlarges them to the model's 32 pixels, so the smaller the side,
+# the blurrier the faces.
+make_noise_faces() {
+  local n=$1 side=$2 out=$3
+  : > "$out"
+  for i in $(seq 1 "$n"); do
+    { printf 'P5\n%d %d\n255\n' "$side" "$side"; head -c $((side * side)) /dev/urandom; } \
+      > "${out%.jsonl}$i.pgm"
+    printf '{"crop":"%s","label":"happy","subject":"%s"}\n' "${out%.jsonl}$i.pgm" "$i" >> "$out"
+  done
+}
+
+@test "--input-blur-from estimates how much blurrier the training faces are, and reports it" {
+  make_noise_faces 12 8 blurred.jsonl
+  make_noise_faces 12 16 sharper.jsonl
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m.edan \
+    --input-blur-from sharper.jsonl blurred.jsonl
+  [ "$status" -eq 0 ]
+  [[ "$output" =~ input\ blur\ ([0-9.]+)\ px.*12\ faces\ of\ sharper.jsonl ]]
+  awk -v s="${BASH_REMATCH[1]}" 'BEGIN { exit !(s >= 0.5 && s <= 4) }'
+  # The other way round: the training faces are the sharper ones, no blur.
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m2.edan \
+    --input-blur-from blurred.jsonl sharper.jsonl
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"input blur 0.00 px"* ]]
+  # White noise is flat to the highest frequency: no detail above a noise
+  # floor to compare, a fatal error rather than a made-up number.
+  make_noise_faces 6 32 white.jsonl
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m3.edan \
+    --input-blur-from sharper.jsonl white.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *"--input-blur-from"*"noise floor"* ]]
+}
+
+@test "--input-blur-from: unreadable faces are named, none at all is fatal, and not with --input-blur" {
+  make_records 6
+  printf '%s\n' '{"crop":"nope.png"}' > bad.jsonl
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m.edan --input-blur-from bad.jsonl recs.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *"nope.png"* ]]
+  [[ "$output" == *"bad.jsonl: fewer than 2 readable faces"* ]]
+  run edan-train "${TINY[@]}" --epochs 0 -o m.edan --input-blur 1 --input-blur-from recs.jsonl recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"give one of them"* ]]
+}

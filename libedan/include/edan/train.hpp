@@ -31,6 +31,9 @@ struct TrainOptions {
   // ModelMeta::input_norm).
   std::string input_norm = "dataset";
   double input_blur = 0;  // stored in the model for prediction (ModelMeta::input_blur)
+  // Records of sharp faces, like those the model will score (labels not
+  // needed): input_blur is set by match_input_blur().
+  std::string input_blur_from;
   std::string classes = "7";  // 7, 8 or 3 (edan/labels.hpp)
   std::string val;            // validation records file; empty: held out
   double val_fraction = 0.1;  // held-out share, split by subject
@@ -136,6 +139,12 @@ struct LoadReport {
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
                               ClassSet classes, const std::string& base_dir, LoadReport& report);
 
+// The faces of `records` ("crop", else "image", read as load_training_set
+// reads them) as [N,S,S] uint8, in order; records with "error" or an
+// unreadable file are skipped, counted in report.failed and explained.
+torch::Tensor load_face_images(const std::vector<Record>& records, std::int64_t size,
+                               const std::string& base_dir, LoadReport& report);
+
 // Reads all records of a JSON Lines file. Throws FatalError naming it.
 std::vector<Record> read_records_file(const std::string& path);
 
@@ -165,6 +174,15 @@ struct TrainingData {
 TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Record>& records,
                                    const std::vector<std::string>& sources,
                                    const std::function<void(const std::string&)>& note);
+
+// --input-blur-from: the blur (estimate_relative_blur, at the model's input
+// side) that makes the faces of opt.input_blur_from look like the training
+// faces of `data`, for ModelMeta::input_blur. Reports the estimate and the
+// faces it could not read through `note`. Throws FatalError when the file
+// cannot be read, has fewer than 2 readable faces, or the training faces
+// carry no detail to compare.
+double match_input_blur(const TrainOptions& opt, const TrainingData& data,
+                        const std::function<void(const std::string&)>& note);
 
 // --- the loop ---------------------------------------------------------------
 // Where progress goes: `progress` gets a one-line bar after each step (meant
