@@ -389,14 +389,26 @@ DanOutput EmotionalDanImpl::forward(const torch::Tensor& images, std::int64_t n_
   return out;
 }
 
-EmotionalDan prepare_for_inference(const EmotionalDan& model) {
+void copy_weights(const torch::nn::Module& from, torch::nn::Module& to) {
   torch::NoGradGuard no_grad;
+  auto copy = [](const torch::OrderedDict<std::string, torch::Tensor>& src,
+                 torch::OrderedDict<std::string, torch::Tensor> dst) {
+    for (auto& d : dst) {
+      const torch::Tensor* s = src.find(d.key());
+      if (!s || !s->sizes().equals(d.value().sizes()))
+        throw std::invalid_argument("copy_weights: '" + d.key() +
+                                    (s ? "' differs in shape" : "' is missing"));
+      d.value().copy_(*s);
+    }
+  };
+  copy(from.named_parameters(), to.named_parameters());
+  copy(from.named_buffers(), to.named_buffers());
+}
+
+EmotionalDan prepare_for_inference(const EmotionalDan& model) {
   EmotionalDan copy(model->config(), tensor_to_shape(model->mean_shape()));
   copy->to(model->mean_shape().device());
-  auto params = model->named_parameters();
-  for (auto& p : copy->named_parameters()) p.value().copy_(params[p.key()]);
-  auto buffers = model->named_buffers();
-  for (auto& b : copy->named_buffers()) b.value().copy_(buffers[b.key()]);
+  copy_weights(*model, *copy);
   copy->eval();
   for (std::int64_t i = 0; i < copy->num_stages(); ++i) copy->stage(i)->fold_batchnorm();
   return copy;

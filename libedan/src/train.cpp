@@ -694,14 +694,8 @@ std::int64_t init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions&
     throw UsageError("--init-stages " + std::to_string(k) + ": " + opt.init + " has " +
                      std::to_string(a.stages) + " stage(s) and this run " +
                      std::to_string(b.stages) + "; at least one must be left to train");
+  for (std::int64_t i = 0; i < k; ++i) copy_weights(*init.model->stage(i), *model->stage(i));
   torch::NoGradGuard no_grad;
-  for (std::int64_t i = 0; i < k; ++i) {
-    auto from = init.model->stage(i), to = model->stage(i);
-    auto fp = from->parameters(), tp = to->parameters();
-    for (std::size_t j = 0; j < tp.size(); ++j) tp[j].copy_(fp[j]);
-    auto fb = from->buffers(), tb = to->buffers();
-    for (std::size_t j = 0; j < tb.size(); ++j) tb[j].copy_(fb[j]);
-  }
   model->named_buffers()["mean_shape"].copy_(init.model->mean_shape());
   meta.mean_shape = init.meta.mean_shape;
   meta.input_mean = init.meta.input_mean;

@@ -259,6 +259,42 @@ TEST(Model_EmotionalDan, warmStartCopiesThePreviousStage) {
   EXPECT_THROW(m->init_stage_from_previous(3), std::out_of_range);
 }
 
+TEST(Model_CopyWeights, copiesByNameAndRefusesAnotherArchitecture) {
+  edan::EmotionalDan a(tiny_config(2), ring_shape(32)), b(tiny_config(2), ring_shape(32));
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : a->parameters()) p.normal_();
+    for (auto& t : a->buffers())
+      if (t.is_floating_point()) t.uniform_(0.5, 1.5);
+  }
+  // One stage into another model's stage of the same index.
+  edan::copy_weights(*a->stage(0), *b->stage(0));
+  auto pa = a->stage(0)->named_parameters(), pb = b->stage(0)->named_parameters();
+  for (auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  EXPECT_TRUE(torch::equal(a->stage(0)->named_buffers()["bn1a.running_mean"],
+                           b->stage(0)->named_buffers()["bn1a.running_mean"]));
+  EXPECT_FALSE(torch::equal(a->stage(1)->named_parameters()["fc1.weight"],
+                            b->stage(1)->named_parameters()["fc1.weight"]));
+  // A whole model: equal outputs.
+  edan::copy_weights(*a, *b);
+  a->eval();
+  b->eval();
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 1, 32, 32});
+  EXPECT_TRUE(torch::equal(a->forward(x).logits, b->forward(x).logits));
+  // Stage 2 has more input channels than stage 1; other widths differ too.
+  EXPECT_THROW(edan::copy_weights(*a->stage(0), *b->stage(1)), std::invalid_argument);
+  auto wide = tiny_config(2);
+  wide.widths[3] *= 2;
+  edan::EmotionalDan c(wide, ring_shape(32));
+  try {
+    edan::copy_weights(*a, *c);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("differs in shape"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   auto c = tiny_config(2);
   c.labels = {"neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"};

@@ -169,6 +169,12 @@ class EmotionalDanImpl : public torch::nn::Module {
 };
 TORCH_MODULE(EmotionalDan);
 
+// Copies every parameter and buffer of `from` into the one of the same name
+// in `to`, without recording gradients: two modules of one architecture (two
+// models, or two stages). Throws std::invalid_argument naming the first
+// tensor of `to` that `from` lacks or holds in another shape.
+void copy_weights(const torch::nn::Module& from, torch::nn::Module& to);
+
 // An inference-prepared copy of `model` (which is left untouched): the same
 // weights on the same device, in eval mode, with every stage's BatchNorms
 // folded into its convolutions and dropout removed
