@@ -34,7 +34,7 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 # Paths in the report are relative to the output folder.
 jq -r '
   def top3: [.pred.probs | to_entries | sort_by(-.value) | .[:3][]
-             | "<div class=p><span>\(.key)</span><i><b style=\"width:\(.value * 100 | floor)%\"></b></i>\(.value * 100 | floor)%</div>"]
+             | "<div class=p><span>\(.key)</span><i><b style=\"width:\(.value * 100 | floor)%\"></b></i>\(.value * 100 | round)%</div>"]
             | join("");
   "<tr><td>\(.image | split("/") | last)<br>face \(.face)</td>" +
   (if .error then "<td colspan=3 class=err>\(.error)</td></tr>"
