@@ -183,12 +183,14 @@ make_noise_faces() {
     --input-blur-from sharper.jsonl blurred.jsonl
   [ "$status" -eq 0 ]
   [[ "$output" =~ input\ blur\ ([0-9.]+)\ px.*12\ faces\ of\ sharper.jsonl ]]
-  awk -v s="${BASH_REMATCH[1]}" 'BEGIN { exit !(s >= 0.5 && s <= 4) }'
-  # The other way round: the training faces are the sharper ones, no blur.
+  awk -v s="${BASH_REMATCH[1]}" 'BEGIN { exit !(s >= 1 && s <= 4) }'   # 1.6-1.7 in trials
+  # The other way round: the training faces are the sharper ones, (almost)
+  # no blur; 12 random faces leave some sampling noise (0 or 0.16 in trials).
   run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m2.edan \
     --input-blur-from blurred.jsonl sharper.jsonl
   [ "$status" -eq 0 ]
-  [[ "$output" == *"input blur 0.00 px"* ]]
+  [[ "$output" =~ input\ blur\ ([0-9.]+)\ px ]]
+  awk -v s="${BASH_REMATCH[1]}" 'BEGIN { exit !(s < 0.5) }'
   # White noise is flat to the highest frequency: no detail above a noise
   # floor to compare, a fatal error rather than a made-up number.
   make_noise_faces 6 32 white.jsonl
