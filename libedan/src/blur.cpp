@@ -31,7 +31,7 @@ std::vector<double> radial_power_spectrum(const torch::Tensor& images) {
   auto i = torch::arange(s, opts);
   auto w1 = 0.5 - 0.5 * torch::cos(2 * M_PI * (i + 0.5) / s);
   auto window = w1.unsqueeze(1) * w1.unsqueeze(0);
-  // Frequency index -> radius bin (-1: beyond S/2, not counted).
+  // Frequency index -> radius bin; those beyond S/2 go to bin S/2+1, dropped.
   auto f = torch::where(i < (s + 1) / 2, i, i - s);
   auto radius = torch::sqrt(f.unsqueeze(1).pow(2) + f.unsqueeze(0).pow(2)).round().to(torch::kLong);
   radius = torch::where(radius <= half, radius, torch::full_like(radius, half + 1)).flatten();
@@ -77,7 +77,7 @@ BlurEstimate estimate_relative_blur(const torch::Tensor& sharp, const torch::Ten
         "beyond the lowest frequencies; nothing to compare");
 
   // At most kMaxSharp sharp images, evenly spread: the search blurs them
-  // 400 times.
+  // about 60 times.
   constexpr std::int64_t kMaxSharp = 2048;
   auto kept = a.size(0) <= kMaxSharp
                   ? a
