@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   tool.add({"--stages"}, "K",
            "run only the first K stages, predicting with stage K's head (default: all)",
            &opt.stages);
+  tool.add_flag({"--flip"},
+                "also predict each face mirrored left-right and average the two (twice the work)",
+                &opt.flip);
   tool.add_batch(32);
   tool.add_threads();
   tool.add_device();

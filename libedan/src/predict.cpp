@@ -136,11 +136,26 @@ void set_prediction(Record& r, const std::vector<std::string>& labels, int label
 Predictor::Outputs Predictor::forward(const torch::Tensor& pixels) {
   c10::InferenceMode inference;
   auto x = prediction_inputs(pixels.to(device_, torch::kFloat32), loaded_.meta);
+  const std::int64_t n = x.size(0);
+  if (options_.flip) x = torch::cat({x, x.flip({3})});
   auto out = loaded_.model->forward(x, options_.stages);
+  auto probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kFloat64);
+  auto landmarks = out.landmarks.back().to(torch::kFloat64);
+  if (options_.flip) {
+    // The mirrored half: point k of the flipped face is point mirror[k] of
+    // the face, at x' = S-1-x (pixel centres at integers).
+    const auto& m = mirror_indices();
+    auto perm = torch::tensor(std::vector<std::int64_t>(m.begin(), m.end()), torch::kLong)
+                    .to(landmarks.device());
+    auto back = landmarks.narrow(0, n, n).index_select(1, perm);
+    back.select(2, 0).neg_().add_(static_cast<double>(size() - 1));
+    probs = 0.5 * (probs.narrow(0, 0, n) + probs.narrow(0, n, n));
+    landmarks = 0.5 * (landmarks.narrow(0, 0, n) + back);
+  }
   Outputs o;
-  o.probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kCPU, torch::kFloat64).contiguous();
+  o.probs = probs.to(torch::kCPU).contiguous();
   o.labels = o.probs.argmax(1).contiguous();
-  o.landmarks = out.landmarks.back().to(torch::kCPU, torch::kFloat64).contiguous();
+  o.landmarks = landmarks.to(torch::kCPU).contiguous();
   return o;
 }
 

@@ -223,3 +223,28 @@ EOF
   [ "$status" -eq 2 ]
   [[ "$output" == *"--stages 3: the model has 2 stages"* ]]
 }
+
+@test "--flip averages a face and its mirror image: a face and its mirror get mirrored predictions" {
+  "$EDAN_TESTS_BIN/make-image" ramp 32 32 ramp.png
+  "$EDAN_TESTS_BIN/make-image" mirror ramp.png mirror.png
+  printf '{"crop":"ramp.png"}\n{"crop":"mirror.png"}\n' > in.jsonl
+  edan-predict -m model.edan in.jsonl > plain.jsonl
+  edan-predict -m model.edan --flip in.jsonl > flip.jsonl
+  # Without --flip the two faces score differently (so the checks below can fail).
+  [ "$(jq -c '.pred.probs' plain.jsonl | sort -u | wc -l)" -eq 2 ]
+  # With it: the mean of the two plain predictions, the same for both faces,
+  # and landmarks that are each other's mirror image (x -> 31 - x, point k <-> its mirror).
+  jq -s -e '
+    def close(a; b; tol): ([a, b] | transpose | map(.[0] - .[1] | fabs) | max) <= tol;
+    (.[0:2] | map(.pred.probs | to_entries | sort_by(.key) | map(.value))) as [$p, $m]
+    | (.[2:4] | map(.pred.probs | to_entries | sort_by(.key) | map(.value))) as [$f, $g]
+    | close($f; [$p, $m] | transpose | map(add / 2); 2e-6) and close($f; $g; 2e-6)' \
+    plain.jsonl flip.jsonl
+  jq -s -e '
+    [16,15,14,13,12,11,10,9,8,7,6,5,4,3,2,1,0, 26,25,24,23,22,21,20,19,18,17,
+     27,28,29,30, 35,34,33,32,31, 45,44,43,42,47,46, 39,38,37,36,41,40,
+     54,53,52,51,50,49,48, 59,58,57,56,55, 64,63,62,61,60, 67,66,65] as $mirror
+    | (.[0].pred.landmarks) as $a | (.[1].pred.landmarks) as $b
+    | [range(68) | ($a[.][0] - (31 - $b[$mirror[.]][0]) | fabs), ($a[.][1] - $b[$mirror[.]][1] | fabs)]
+    | max <= 0.02' flip.jsonl
+}

@@ -24,6 +24,10 @@ struct PredictOptions {
   // comes from that stage's own emotion head and landmarks, i.e. the model
   // as it was when that stage finished training (for ablations).
   std::int64_t stages = 0;
+  // Test-time mirroring: also run each face flipped left-right and average
+  // the two predictions (emotion probabilities; landmarks mapped back by
+  // mirror_indices). Twice the network's work per face.
+  bool flip = false;
   // Records (and video frames) without a "crop" are detected, aligned and
   // cropped in memory as edan-crop does (edan/detect.hpp):
   std::string detector = "haar";  // a name of detector_names()
