@@ -93,6 +93,38 @@ TEST(Predict_Predictor, predictMatchesTheModel) {
   }
 }
 
+TEST(Predict_Predictor, flipAveragesTheFaceAndItsMirrorImage) {
+  auto plain = tiny_predictor();
+  edan::PredictOptions options;
+  options.flip = true;
+  auto flip = tiny_predictor(nullptr, options);  // the same weights (seeded)
+  auto pixels = torch::rand({2, 1, 32, 32});
+  auto a = plain.predict(pixels);
+  auto b = plain.predict(pixels.flip({3}));
+  auto f = flip.predict(pixels);
+  auto g = flip.predict(pixels.flip({3}));
+  ASSERT_EQ(f.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    // A random face and its mirror image score differently...
+    EXPECT_GT(std::abs(a[i].probs[0] - b[i].probs[0]), 1e-6);
+    // ...and --flip gives their mean, to both of them.
+    for (std::size_t k = 0; k < 3; ++k) {
+      EXPECT_NEAR(f[i].probs[k], 0.5 * (a[i].probs[k] + b[i].probs[k]), 1e-6);
+      EXPECT_NEAR(g[i].probs[k], f[i].probs[k], 1e-6);
+    }
+    // Landmarks: the mean of the face's and the mirror's mapped back, so the
+    // mirror image's are the mirror of the face's.
+    auto back = edan::mirror_shape(b[i].landmarks, 32);
+    auto mirrored = edan::mirror_shape(g[i].landmarks, 32);
+    for (std::size_t k = 0; k < 68; ++k) {
+      EXPECT_NEAR(f[i].landmarks[k].x, 0.5 * (a[i].landmarks[k].x + back[k].x), 1e-4);
+      EXPECT_NEAR(f[i].landmarks[k].y, 0.5 * (a[i].landmarks[k].y + back[k].y), 1e-4);
+      EXPECT_NEAR(mirrored[k].x, f[i].landmarks[k].x, 1e-4);
+      EXPECT_NEAR(mirrored[k].y, f[i].landmarks[k].y, 1e-4);
+    }
+  }
+}
+
 TEST_F(Predict_Annotate, mapsLandmarksToTheFileAndKeepsGoingOnErrors) {
   auto pred = tiny_predictor();
   auto small = png("small.png", 32, 128);
