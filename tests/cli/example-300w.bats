@@ -6,14 +6,8 @@ load helpers
 
 @test "examples/300w/Makefile: crops, trains 2 stages, compares stage 1 with stage 2 on the same faces" {
   require_data 300w-subset
-  mkdir -p tr te
-  # Symlinks: the images stay in the shared data.
-  for f in $(ls "$EDAN_DATA/300w-subset/afw/"*.jpg | head -8); do
-    ln -s "$f" tr/; ln -s "${f%.jpg}.pts" tr/
-  done
-  for f in $(ls "$EDAN_DATA/300w-subset/helen/testset/"*.jpg | head -3); do
-    ln -s "$f" te/; ln -s "${f%.jpg}.pts" te/
-  done
+  link_300w 300w-subset/afw 8 tr
+  link_300w 300w-subset/helen/testset 3 te
   run make -f "$EDAN_SRC/examples/300w/Makefile" BIN="$EDAN_BIN" OUT=o TRAIN_SETS=tr TEST_SET=te \
     PRESET=small CROP_SIZE=48 EPOCHS=1 BOOTSTRAP=50 TRAIN_FLAGS="--batch 4 --size 32 --widths 4,4,8,8 -q"
   echo "$output" | tail -20

@@ -20,13 +20,8 @@ load helpers
     mkdir -p "ck/$c"
     for f in $(ls "$EDAN_DATA/ckplus48/$c/"*.png | head -2); do ln -s "$f" "ck/$c/"; done
   done
-  mkdir -p helen ref
-  for f in $(ls "$EDAN_DATA/300w-subset/helen/testset/"*.jpg | head -3); do
-    ln -s "$f" helen/; ln -s "${f%.jpg}.pts" helen/
-  done
-  for f in $(ls "$EDAN_DATA/300w-subset/afw/"*.jpg | head -6); do
-    ln -s "$f" ref/; ln -s "${f%.jpg}.pts" ref/
-  done
+  link_300w 300w-subset/helen/testset 3 helen
+  link_300w 300w-subset/afw 6 ref
   run make -f "$EDAN_SRC/examples/fer2013/Makefile" BIN="$EDAN_BIN" OUT=o \
     FER2013=fer CKPLUS=ck HELEN=helen BLUR_REF=ref SIZE=32 WIDTHS=4,4,8,8 EPOCHS=1 \
     BOOTSTRAP=50 GRADCAM_LAYERS=conv4b THREADS=1 \

@@ -18,3 +18,14 @@ require_data() {
 # Counts lines of a file or stdin.
 count_lines() { wc -l < "${1:-/dev/stdin}" | tr -d ' '; }
 : "${EDAN_TESTS_BIN:=$BATS_TEST_DIRNAME/../../build/tests}"   # test fixtures (e.g. make-model)
+
+# Symlinks the first N 300-W faces of a shared-data folder (each .jpg and
+# its .pts) into DEST, created if needed: the images stay in the shared data.
+#   link_300w 300w-subset/afw 8 train
+link_300w() {
+  local src="$EDAN_DATA/$1" n=$2 dest=$3 f
+  mkdir -p "$dest"
+  for f in $(ls "$src/"*.jpg | head -"$n"); do
+    ln -s "$f" "$dest/"; ln -s "${f%.jpg}.pts" "$dest/"
+  done
+}
