@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
                        "DIR..."};
   edan::IndexOptions opt;
   tool.add({"-l", "--layout"}, "L",
-           "folders, jaffe, ckplus, fer2013-csv, affectnet-csv or 300w (default: folders)",
+           "folders, jaffe, ckplus, fer2013-csv, affectnet-csv, 300w or ferplus (default: folders)",
            &opt.layout);
   tool.add({"--dataset"}, "NAME", "dataset name in every record (default: from the layout)",
            &opt.dataset);

@@ -388,6 +388,80 @@ void index_affectnet_csv(const IndexOptions& opt, const std::string& root,
 
 }  // namespace
 
+// --- FER+ --------------------------------------------------------------------------
+
+// The label.csv files of a FER+ root: its own, or those of its FER2013Train,
+// FER2013Valid and FER2013Test folders (in that order; at least one).
+std::vector<std::string> ferplus_label_files(const std::string& root) {
+  require_dir(root);
+  std::error_code ec;
+  if (fs::exists(join_path(root, "label.csv"), ec)) return {join_path(root, "label.csv")};
+  std::vector<std::string> found;
+  for (const char* sub : {"FER2013Train", "FER2013Valid", "FER2013Test"}) {
+    std::string p = join_path(join_path(root, sub), "label.csv");
+    if (fs::exists(p, ec)) found.push_back(p);
+  }
+  if (found.empty())
+    throw FatalError(root + ": no label.csv here nor in FER2013Train, FER2013Valid or "
+                            "FER2013Test (expected the FER+ layout, see edan-index(1))");
+  return found;
+}
+
+// FER2013Train -> train, FER2013Valid -> val, FER2013Test -> test.
+std::optional<std::string> ferplus_split(const std::string& folder) {
+  std::string name = base_name(folder);
+  if (lower(name).rfind("fer2013", 0) == 0) name = name.substr(7);
+  return canonical_split(name);
+}
+
+void index_ferplus(const IndexOptions& opt, const std::string& root,
+                   const std::function<void(const Record&)>& emit) {
+  const std::string dataset = dataset_name(opt, "ferplus");
+  const auto& names = ferplus_category_names();
+  for (const auto& csv_path : ferplus_label_files(root)) {
+    const std::string folder = fs::path(csv_path).parent_path().string();
+    const auto split = ferplus_split(fs::path(absolute_path(folder)).filename().string());
+    std::ifstream in(csv_path, std::ios::binary);
+    if (!in) throw FatalError(csv_path + ": cannot read");
+    CsvReader reader(in);
+    std::string text;
+    while (reader.next(text)) {
+      Record r;
+      const std::string where = csv_path + ":" + std::to_string(reader.line_no()) + ": ";
+      FerplusRow row;
+      try {
+        if (reader.too_long()) throw RecordError("CSV line too long");
+        row = parse_ferplus_row(parse_csv_record(text));
+      } catch (const RecordError& e) {
+        r["dataset"] = dataset;
+        if (split) r["split"] = *split;
+        emit(error_record(std::move(r), where + e.what()));
+        continue;
+      }
+      const std::string image = join_path(folder, row.name);
+      r["image"] = image;
+      r["dataset"] = dataset;
+      if (split) r["split"] = *split;
+      std::error_code ec;
+      if (!fs::is_regular_file(image, ec)) {
+        emit(error_record(std::move(r), where + image + ": no such image"));
+        continue;
+      }
+      if (auto label = ferplus_majority(row.votes)) r["label"] = *label;
+      boost::json::object votes;
+      for (std::size_t i = 0; i < kFerplusCategories; ++i) votes[names[i]] = row.votes[i];
+      r["votes"] = votes;
+      if (auto target = ferplus_target(row.votes)) {
+        boost::json::object t;
+        for (const auto& [label, p] : *target) t[label] = p;
+        r["target"] = t;
+      }
+      emit(r);
+    }
+    if (in.bad()) throw FatalError(csv_path + ": read error");
+  }
+}
+
 // --- layouts and options ----------------------------------------------------
 
 Layout parse_layout(std::string_view name) {
@@ -397,8 +471,10 @@ Layout parse_layout(std::string_view name) {
   if (name == "fer2013-csv") return Layout::kFer2013Csv;
   if (name == "affectnet-csv") return Layout::kAffectnetCsv;
   if (name == "300w") return Layout::k300w;
+  if (name == "ferplus") return Layout::kFerplus;
   throw UsageError("unknown layout '" + std::string(name) +
-                   "' (expected folders, jaffe, ckplus, fer2013-csv, affectnet-csv or 300w)");
+                   "' (expected folders, jaffe, ckplus, fer2013-csv, affectnet-csv, 300w or "
+                   "ferplus)");
 }
 
 void index_dataset(const IndexOptions& opt, const std::function<void(const Record&)>& emit) {
@@ -421,6 +497,9 @@ void index_dataset(const IndexOptions& opt, const std::function<void(const Recor
         break;
       case Layout::kAffectnetCsv:
         index_affectnet_csv(opt, root, emit);
+        break;
+      case Layout::kFerplus:
+        index_ferplus(opt, root, emit);
         break;
     }
   }
@@ -851,6 +930,73 @@ std::string affectnet_label(int expression) {
   if (expression == 9) throw RecordError("expression 9 (Uncertain) has no emotion label");
   if (expression == 10) throw RecordError("expression 10 (No-Face): no face in this image");
   throw RecordError("unknown AffectNet expression code " + std::to_string(expression));
+}
+
+// --- FER+ --------------------------------------------------------------------------
+
+const std::array<std::string, kFerplusCategories>& ferplus_category_names() {
+  static const std::array<std::string, kFerplusCategories> names = {
+      "neutral", "happy",   "surprise", "sad",     "anger",
+      "disgust", "fear",    "contempt", "unknown", "not_face"};
+  return names;
+}
+
+FerplusRow parse_ferplus_row(const std::vector<std::string>& fields) {
+  FerplusRow row;
+  if (fields.empty() || trim(fields[0]).empty()) throw RecordError("missing image name");
+  row.name = std::string(trim(fields[0]));
+  // name, box, 10 counts; label.csv ends each line with a ',' (an empty 13th field).
+  std::size_t n = fields.size();
+  if (n == 2 + kFerplusCategories + 1 && trim(fields.back()).empty()) --n;
+  if (n != 2 + kFerplusCategories)
+    throw RecordError("expected a name, a box and " + std::to_string(kFerplusCategories) +
+                      " vote counts, got " + std::to_string(fields.size()) + " fields");
+  int total = 0;
+  for (std::size_t i = 0; i < kFerplusCategories; ++i) {
+    auto v = to_long(trim(fields[2 + i]));
+    if (!v || *v < 0 || *v > 10)
+      throw RecordError("vote count " + quote(fields[2 + i]) + " (" +
+                        ferplus_category_names()[i] + ") is not an integer 0..10");
+    row.votes[i] = static_cast<int>(*v);
+    total += row.votes[i];
+  }
+  if (total == 0) throw RecordError("no votes");
+  return row;
+}
+
+std::optional<std::string> ferplus_majority(const std::array<int, kFerplusCategories>& votes) {
+  std::size_t best = 0;
+  bool tie = false;
+  for (std::size_t i = 1; i < kFerplusEmotions; ++i) {
+    if (votes[i] > votes[best]) {
+      best = i;
+      tie = false;
+    } else if (votes[i] == votes[best]) {
+      tie = true;
+    }
+  }
+  if (tie) return std::nullopt;
+  for (std::size_t i = kFerplusEmotions; i < kFerplusCategories; ++i)
+    if (votes[i] > votes[best]) return std::nullopt;
+  return ferplus_category_names()[best];
+}
+
+std::optional<std::vector<std::pair<std::string, double>>> ferplus_target(
+    const std::array<int, kFerplusCategories>& votes) {
+  std::array<int, kFerplusCategories> kept{};
+  for (std::size_t i = 0; i < kFerplusCategories; ++i) kept[i] = votes[i] > 1 ? votes[i] : 0;
+  int top_emotion = 0, sum = 0;
+  for (std::size_t i = 0; i < kFerplusEmotions; ++i) {
+    top_emotion = std::max(top_emotion, kept[i]);
+    sum += kept[i];
+  }
+  if (sum == 0) return std::nullopt;
+  for (std::size_t i = kFerplusEmotions; i < kFerplusCategories; ++i)
+    if (kept[i] > top_emotion) return std::nullopt;
+  std::vector<std::pair<std::string, double>> target;
+  for (std::size_t i = 0; i < kFerplusEmotions; ++i)
+    if (kept[i] > 0) target.emplace_back(ferplus_category_names()[i], double(kept[i]) / sum);
+  return target;
 }
 
 }  // namespace edan

@@ -172,6 +172,68 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   [[ "${lines[0]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[1.5,2.0],'* ]]
 }
 
+@test "ferplus: votes, majority label and soft target per row; a bad row and a missing image are error records" {
+  mkdir -p fp/FER2013Train fp/FER2013Test
+  touch fp/FER2013Train/fer0000000.png fp/FER2013Train/fer0000001.png fp/FER2013Train/fer0000002.png \
+    fp/FER2013Test/fer0032298.png
+  cat > fp/FER2013Train/label.csv <<'EOF'
+fer0000000.png,"(0, 0, 48, 48)",4,0,0,1,3,2,0,0,0,0,
+fer0000001.png,"(0, 0, 48, 48)",4,4,0,0,0,0,0,0,2,0,
+fer0000002.png,"(0, 0, 48, 48)",0,0,0,0,0,0,0,0,1,9,
+fer0000003.png,"(0, 0, 48, 48)",0,10,0,0,0,0,0,0,0,0,
+fer0000004.png,"(0, 0, 48, 48)",0,10,0,x,0,0,0,0,0,0,
+EOF
+  printf '%s\n' 'fer0032298.png,"(0, 0, 48, 48)",0,0,1,0,0,0,0,9,0,0,' > fp/FER2013Test/label.csv
+  run edan-index --layout ferplus fp
+  echo "$output"
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 6 ]
+  # A majority, its votes and the target (the single sad vote dropped).
+  [ "${lines[0]}" = '{"image":"fp/FER2013Train/fer0000000.png","dataset":"ferplus","split":"train","label":"neutral","votes":{"neutral":4,"happy":0,"surprise":0,"sad":1,"anger":3,"disgust":2,"fear":0,"contempt":0,"unknown":0,"not_face":0},"target":{"neutral":0.4444444444444444,"anger":0.3333333333333333,"disgust":0.2222222222222222}}' ]
+  # A tie: a target, no label. Not a face: neither.
+  echo "${lines[1]}" | jq -e '(has("label") | not) and .target == {"neutral": 0.5, "happy": 0.5}'
+  echo "${lines[2]}" | jq -e '(has("label") | not) and (has("target") | not) and .votes.not_face == 9'
+  [[ "${lines[3]}" == *'"error":"fp/FER2013Train/label.csv:4: fp/FER2013Train/fer0000003.png: no such image"'* ]]
+  [[ "${lines[4]}" == *'"error":"fp/FER2013Train/label.csv:5: vote count '"'"'x'"'"' (sad) is not an integer 0..10"'* ]]
+  echo "${lines[5]}" | jq -e '.split == "test" and .label == "contempt"'
+  # One split folder alone.
+  run edan-index --layout ferplus fp/FER2013Test
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 1 ]
+  mkdir empty
+  run edan-index --layout ferplus empty
+  [ "$status" -eq 3 ]
+  [[ "$output" == *"empty: no label.csv here nor in FER2013Train, FER2013Valid or FER2013Test"* ]]
+}
+
+@test "shared data: ferplus gives the README's majority-vote counts" {
+  require_data ferplus
+  edan-index --layout ferplus "$EDAN_DATA/ferplus" > fp.jsonl
+  [ "$(count_lines fp.jsonl)" -eq $((28558 + 3579 + 3573)) ]
+  [ "$(grep -c '"error"' fp.jsonl)" -eq 0 ]
+  jq -r 'select(.split != "val" and has("label")) | "\(.split) \(.label)"' fp.jsonl | sort | uniq -c |
+    awk '{ print $2, $3, $1 }' > counts.txt
+  cat > expected.txt <<'EOF'
+test anger 312
+test contempt 28
+test disgust 20
+test fear 97
+test happy 909
+test neutral 1163
+test sad 428
+test surprise 428
+train anger 2415
+train contempt 168
+train disgust 186
+train fear 654
+train happy 7418
+train neutral 9431
+train sad 3444
+train surprise 3381
+EOF
+  diff expected.txt counts.txt
+}
+
 @test "shared data: fer2013 folders give 35887 records with the README's per-class counts" {
   require_data fer2013
   edan-index --layout folders "$EDAN_DATA/fer2013" > fer.jsonl

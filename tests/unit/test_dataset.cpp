@@ -1,4 +1,7 @@
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
 #include <unistd.h>
 
 #include <cmath>
@@ -96,6 +99,7 @@ TEST(Dataset_ParseLayout, namesEveryLayoutAndRejectsOthers) {
   EXPECT_EQ(edan::parse_layout("fer2013-csv"), edan::Layout::kFer2013Csv);
   EXPECT_EQ(edan::parse_layout("affectnet-csv"), edan::Layout::kAffectnetCsv);
   EXPECT_EQ(edan::parse_layout("300w"), edan::Layout::k300w);
+  EXPECT_EQ(edan::parse_layout("ferplus"), edan::Layout::kFerplus);
   EXPECT_THROW(edan::parse_layout("Folders"), edan::UsageError);
   EXPECT_THROW(edan::parse_layout(""), edan::UsageError);
 }
@@ -554,3 +558,69 @@ TEST(Dataset_CsvReader, dropsAnOverlongLineWithBoundedMemory) {
   EXPECT_EQ(reader.line_no(), 2u);
   EXPECT_FALSE(reader.next(text));
 }
+
+// --- FER+ -----------------------------------------------------------------------
+
+namespace {
+std::array<int, edan::kFerplusCategories> votes(std::initializer_list<int> v) {
+  std::array<int, edan::kFerplusCategories> a{};
+  std::copy(v.begin(), v.end(), a.begin());
+  return a;
+}
+}  // namespace
+
+TEST(Dataset_ParseFerplusRow, nameBoxAndTenCounts) {
+  // The first line of FER2013Train/label.csv, with its trailing comma.
+  auto row = edan::parse_ferplus_row(edan::parse_csv_record(
+      "fer0000000.png,\"(0, 0, 48, 48)\",4,0,0,1,3,2,0,0,0,0,"));
+  EXPECT_EQ(row.name, "fer0000000.png");
+  EXPECT_EQ(row.votes, votes({4, 0, 0, 1, 3, 2, 0, 0, 0, 0}));
+  // Without the trailing comma too.
+  EXPECT_EQ(edan::parse_ferplus_row(edan::parse_csv_record("a.png,box,0,0,0,0,0,0,0,0,0,10")).votes,
+            votes({0, 0, 0, 0, 0, 0, 0, 0, 0, 10}));
+  using R = std::vector<std::string>;
+  EXPECT_THROW(edan::parse_ferplus_row(R{"a.png", "box", "1", "2"}), edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(
+                   edan::parse_csv_record("a.png,box,1,0,0,0,0,0,0,0,0,x")), edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(
+                   edan::parse_csv_record("a.png,box,11,0,0,0,0,0,0,0,0,0")), edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(
+                   edan::parse_csv_record("a.png,box,0,0,0,0,0,0,0,0,0,0")), edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(
+                   edan::parse_csv_record(",box,1,0,0,0,0,0,0,0,0,0")), edan::RecordError);
+}
+
+TEST(Dataset_FerplusMajority, strictPluralityOfAnEmotion) {
+  EXPECT_EQ(edan::ferplus_majority(votes({4, 0, 0, 1, 3, 2, 0, 0, 0, 0})), "neutral");
+  EXPECT_EQ(edan::ferplus_majority(votes({0, 0, 0, 0, 0, 0, 0, 3, 2, 0})), "contempt");
+  EXPECT_EQ(edan::ferplus_majority(votes({0, 1, 6, 0, 0, 0, 3, 0, 0, 0})), "surprise");
+  EXPECT_FALSE(edan::ferplus_majority(votes({4, 4, 0, 0, 0, 0, 0, 0, 2, 0})));  // a tie
+  EXPECT_FALSE(edan::ferplus_majority(votes({2, 0, 0, 0, 0, 0, 0, 0, 6, 2})));  // unknown
+  EXPECT_FALSE(edan::ferplus_majority(votes({1, 0, 0, 0, 0, 0, 0, 0, 0, 9})));  // not a face
+  // A tie with unknown keeps the emotion.
+  EXPECT_EQ(edan::ferplus_majority(votes({4, 0, 0, 0, 2, 0, 0, 0, 4, 0})), "neutral");
+}
+
+TEST(Dataset_FerplusTarget, votesWithoutSingletonsNormalised) {
+  // 4 neutral, 1 sad (dropped as an outlier), 3 anger, 2 disgust: 4/9, 3/9, 2/9.
+  auto t = edan::ferplus_target(votes({4, 0, 0, 1, 3, 2, 0, 0, 0, 0}));
+  ASSERT_TRUE(t);
+  ASSERT_EQ(t->size(), 3u);
+  EXPECT_EQ((*t)[0].first, "neutral");
+  EXPECT_DOUBLE_EQ((*t)[0].second, 4.0 / 9);
+  EXPECT_EQ((*t)[1].first, "anger");
+  EXPECT_DOUBLE_EQ((*t)[1].second, 3.0 / 9);
+  EXPECT_EQ((*t)[2].first, "disgust");
+  EXPECT_DOUBLE_EQ((*t)[2].second, 2.0 / 9);
+  // A tie between emotions still has a target (and no majority label).
+  auto tie = edan::ferplus_target(votes({4, 4, 0, 0, 0, 0, 0, 0, 2, 0}));
+  ASSERT_TRUE(tie);
+  EXPECT_DOUBLE_EQ((*tie)[0].second, 0.5);
+  // unknown / not-a-face stronger than every emotion: none; as strong: kept.
+  EXPECT_FALSE(edan::ferplus_target(votes({3, 0, 0, 0, 0, 0, 0, 0, 3, 4})));
+  EXPECT_TRUE(edan::ferplus_target(votes({4, 0, 0, 0, 0, 0, 0, 0, 4, 2})));
+  EXPECT_FALSE(edan::ferplus_target(votes({0, 0, 0, 0, 0, 0, 0, 0, 0, 10})));
+  // Nothing but single votes: none.
+  EXPECT_FALSE(edan::ferplus_target(votes({1, 1, 1, 1, 1, 1, 1, 1, 1, 1})));
+}
+

@@ -24,10 +24,10 @@ namespace edan {
 
 // --- layouts and options ----------------------------------------------------
 
-enum class Layout { kFolders, kJaffe, kCkplus, kFer2013Csv, kAffectnetCsv, k300w };
+enum class Layout { kFolders, kJaffe, kCkplus, kFer2013Csv, kAffectnetCsv, k300w, kFerplus };
 
 // Parses a layout name: folders, jaffe, ckplus, fer2013-csv, affectnet-csv,
-// 300w. Throws UsageError naming the accepted names otherwise.
+// 300w, ferplus. Throws UsageError naming the accepted names otherwise.
 Layout parse_layout(std::string_view name);
 
 struct IndexOptions {
@@ -214,5 +214,41 @@ AffectnetRow parse_affectnet_row(const std::vector<std::string>& fields, const C
 // 3 surprise, 4 fear, 5 disgust, 6 anger, 7 contempt. Throws RecordError for
 // 8 (None), 9 (Uncertain), 10 (No-Face) and anything else, naming the code.
 std::string affectnet_label(int expression);
+
+// --- FER+ (label.csv) ------------------------------------------------------------------
+
+// The 10 FER+ vote categories in label.csv's column order, as edan names
+// them: neutral happy surprise sad anger disgust fear contempt (canonical
+// labels), then "unknown" and "not_face".
+inline constexpr std::size_t kFerplusCategories = 10;
+inline constexpr std::size_t kFerplusEmotions = 8;  // the first 8 are emotions
+const std::array<std::string, kFerplusCategories>& ferplus_category_names();
+
+struct FerplusRow {
+  std::string name;  // image file name, e.g. "fer0000000.png"
+  std::array<int, kFerplusCategories> votes{};
+};
+// One row of a FER+ label.csv: name, face box "(0, 0, 48, 48)" (ignored),
+// then 10 vote counts (integers 0..10, not all 0). Throws RecordError for a
+// missing name, fewer or more than 10 counts after the box, a count that is
+// not such an integer, or no vote at all.
+FerplusRow parse_ferplus_row(const std::vector<std::string>& fields);
+
+// The majority label (the FER+ paper's "majority voting" evaluation): the
+// emotion with more votes than every other emotion. nullopt on a tie
+// between emotions for the most votes, and when unknown or not_face has
+// more votes than that emotion (a tie with them keeps the emotion). These
+// are the counts of ../shared/data/README.md (FER+ train: neutral 9,431,
+// happy 7,418, ...).
+std::optional<std::string> ferplus_majority(const std::array<int, kFerplusCategories>& votes);
+
+// The soft target (the FER+ paper's "probability" training mode, processed
+// as its reference code does): single votes are dropped as outliers; when
+// unknown or not_face then holds more votes than every emotion, there is
+// no target (nullopt); otherwise the 8 emotions' remaining votes,
+// divided by their sum, as (canonical label, probability) pairs in
+// category order, zeros left out. nullopt when no emotion keeps a vote.
+std::optional<std::vector<std::pair<std::string, double>>> ferplus_target(
+    const std::array<int, kFerplusCategories>& votes);
 
 }  // namespace edan
