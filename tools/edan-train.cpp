@@ -13,16 +13,9 @@ int main(int argc, char** argv) {
   tool.add({"--stages"}, "N", "number of DAN stages (default: preset)", &opt.stages);
   tool.add({"--dropout"}, "P", "dropout after each pool (default: preset, 0.5)", &opt.dropout);
   tool.add({"--input-norm"}, "MODE",
-           "dataset: by the training set's mean and std (default); image: each crop by its own",
+           "dataset: by the training set's mean and std (default); image: each crop by its own; "
+           "histeq: each crop's histogram equalised, then as image",
            &opt.input_norm);
-  tool.add({"--input-blur"}, "SIGMA",
-           "blur faces by SIGMA pixels before prediction (not in training): for training "
-           "images blurrier than those to score; may be changed with --resume",
-           &opt.input_blur);
-  tool.add({"--input-blur-from"}, "FILE",
-           "set --input-blur to how much blurrier the training faces are than the sharp faces "
-           "of FILE (records; labels not needed), from their power spectra",
-           &opt.input_blur_from);
   tool.add({"--classes"}, "N", "emotion classes: 7, 8 or 3", &opt.classes);
   tool.add({"--val"}, "FILE", "validation records (default: hold out --val-fraction)", &opt.val);
   tool.add({"--val-fraction"}, "F", "share of the input held out for validation, by subject",
@@ -70,7 +63,6 @@ int main(int argc, char** argv) {
     tool.for_each_input([&](edan::Record& r) { records.push_back(std::move(r)); });
     auto reporter = edan::stderr_reporter(tool.name(), tool.quiet());
     auto data = edan::prepare_training_data(opt, records, tool.inputs(), reporter.note);
-    if (!opt.input_blur_from.empty()) opt.input_blur = edan::match_input_blur(opt, data, reporter.note);
     auto result = edan::train_model(opt, data, reporter);
     if (result.signal) return 128 + result.signal;
     return data.report.failed + data.report.unusable > 0 ? 1 : 0;

@@ -354,7 +354,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
                 faces[live[j]].in.pixels.data, static_cast<std::size_t>(s * s));
     live_classes.push_back(classes[live[j]]);
   }
-  auto x = prediction_inputs(pixels.to(torch::kFloat32).div_(255.0), m.loaded.meta).to(m.device);
+  auto x = normalise_images(pixels.to(torch::kFloat32).div_(255.0), m.loaded.meta).to(m.device);
   auto cam = model_grad_cam(m.loaded.model, x, m.opt.layer, live_classes);
   auto probs = torch::softmax(cam.logits.to(torch::kFloat64), 1).contiguous();
   const int scale = visual_scale(s);

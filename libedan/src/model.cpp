@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -79,7 +80,6 @@ json::object meta_to_json(const ModelMeta& m) {
   for (const auto& p : m.mean_shape) mean.push_back(json::array{p.x, p.y});
   o["mean_shape"] = std::move(mean);
   o["input_norm"] = m.input_norm;
-  o["input_blur"] = m.input_blur;
   o["input_mean"] = m.input_mean;
   o["input_std"] = m.input_std;
   o["training"] = m.training;
@@ -148,10 +148,16 @@ ModelMeta meta_from_json(const json::object& o) {
     throw std::runtime_error("metadata: 'mean_shape' must have 68 points");
   // Files written before input_norm existed normalised with the dataset's statistics.
   if (o.contains("input_norm")) m.input_norm = string(o.at("input_norm"), "input_norm");
-  if (m.input_norm != "dataset" && m.input_norm != "image")
-    throw std::runtime_error("metadata: 'input_norm' must be \"dataset\" or \"image\"");
-  if (o.contains("input_blur")) m.input_blur = number(o.at("input_blur"), "input_blur");
-  if (!(m.input_blur >= 0)) throw std::runtime_error("metadata: 'input_blur' must be >= 0");
+  if (m.input_norm != "dataset" && m.input_norm != "image" && m.input_norm != "histeq")
+    throw std::runtime_error(
+        "metadata: 'input_norm' must be \"dataset\", \"image\" or \"histeq\"");
+  // Files of edan 0.1 could ask for a blur before prediction (a workaround
+  // for a blurred training set, since removed): such a model cannot be
+  // scored as it was meant to be.
+  if (o.contains("input_blur") && number(o.at("input_blur"), "input_blur") != 0)
+    throw std::runtime_error(
+        "metadata: 'input_blur' is set: a model of an older edan that blurred faces before "
+        "prediction; retrain it with this version");
   m.input_mean = number(field(o, "input_mean"), "input_mean");
   m.input_std = number(field(o, "input_std"), "input_std");
   if (!(m.input_std > 0)) throw std::runtime_error("metadata: 'input_std' must be positive");
@@ -414,36 +420,32 @@ EmotionalDan prepare_for_inference(const EmotionalDan& model) {
   return copy;
 }
 
+torch::Tensor equalize_histograms(const torch::Tensor& pixels) {
+  const auto n = pixels.size(0);
+  auto q = (pixels.reshape({n, -1}) * 255).round_().clamp_(0, 255).to(torch::kLong);
+  auto hist = torch::zeros({n, 256}, pixels.options())
+                  .scatter_add_(1, q, torch::ones(q.sizes(), pixels.options()));
+  auto cdf = hist.cumsum(1);
+  // The cumulative count at the darkest level present.
+  auto c0 = std::get<0>(cdf.masked_fill(hist.eq(0), std::numeric_limits<float>::infinity())
+                            .min(/*dim=*/1, /*keepdim=*/true));
+  auto total = static_cast<double>(q.size(1));
+  auto lut = ((cdf - c0) * 255 / (total - c0).clamp_min(1)).round_().clamp_(0, 255) / 255;
+  return lut.gather(1, q).reshape(pixels.sizes());
+}
+
 torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta) {
+  if (meta.input_norm == "histeq") {
+    ModelMeta per_image = meta;
+    per_image.input_norm = "image";
+    return normalise_images(equalize_histograms(pixels), per_image);
+  }
   if (meta.input_norm == "image") {
     auto mean = pixels.mean({1, 2, 3}, /*keepdim=*/true);
     auto std = pixels.std({1, 2, 3}, /*unbiased=*/false, /*keepdim=*/true).clamp_min(1.0 / 255);
     return (pixels - mean) / std;
   }
   return (pixels - meta.input_mean) / meta.input_std;
-}
-
-torch::Tensor blur_images(const torch::Tensor& images, double sigma) {
-  if (!(sigma > 0)) return images;
-  const auto r = static_cast<std::int64_t>(std::ceil(3 * sigma));
-  auto x = torch::arange(-r, r + 1, images.options());
-  auto k = torch::exp(-(x * x) / (2 * sigma * sigma));
-  k = k / k.sum();
-  namespace F = torch::nn::functional;
-  // Reflection needs a pad smaller than the side: clamp for tiny images.
-  const auto pad_w = std::min(r, images.size(3) - 1), pad_h = std::min(r, images.size(2) - 1);
-  auto kw = k.narrow(0, r - pad_w, 2 * pad_w + 1);
-  auto kh = k.narrow(0, r - pad_h, 2 * pad_h + 1);
-  kw = kw / kw.sum();
-  kh = kh / kh.sum();
-  auto y = F::pad(images.contiguous(),
-                  F::PadFuncOptions({pad_w, pad_w, pad_h, pad_h}).mode(torch::kReflect));
-  y = F::conv2d(y, kw.view({1, 1, 1, -1}));
-  return F::conv2d(y, kh.view({1, 1, -1, 1}));
-}
-
-torch::Tensor prediction_inputs(const torch::Tensor& pixels, const ModelMeta& meta) {
-  return normalise_images(blur_images(pixels, meta.input_blur), meta);
 }
 
 // --- stage-to-stage operations -------------------------------------------------

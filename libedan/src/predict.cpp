@@ -135,7 +135,7 @@ void set_prediction(Record& r, const std::vector<std::string>& labels, int label
 
 Predictor::Outputs Predictor::forward(const torch::Tensor& pixels) {
   c10::InferenceMode inference;
-  auto x = prediction_inputs(pixels.to(device_, torch::kFloat32), loaded_.meta);
+  auto x = normalise_images(pixels.to(device_, torch::kFloat32), loaded_.meta);
   const std::int64_t n = x.size(0);
   if (options_.flip) x = torch::cat({x, x.flip({3})});
   auto out = loaded_.model->forward(x, options_.stages);

@@ -21,7 +21,6 @@
 #include <stdexcept>
 
 #include "edan/augment.hpp"
-#include "edan/blur.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
 #include "edan/detect.hpp"
@@ -55,10 +54,14 @@ torch::Tensor sample_nme(const torch::Tensor& pred, const torch::Tensor& truth, 
 
 LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
                      const torch::Tensor& has_landmarks, const torch::Tensor& logits,
-                     const torch::Tensor& labels, double alpha, double beta) {
+                     const torch::Tensor& targets, double alpha, double beta) {
   LossTerms t;
   auto lm_mask = has_landmarks.to(torch::kBool);
-  auto lab_mask = labels >= 0;
+  const bool soft = targets.dim() == 2;
+  if (soft && targets.size(1) != logits.size(1))
+    throw std::invalid_argument("joint_loss: targets have " + std::to_string(targets.size(1)) +
+                                " classes, logits " + std::to_string(logits.size(1)));
+  auto lab_mask = soft ? targets.sum(1) > 0 : targets >= 0;
   t.with_landmarks = lm_mask.sum().item<std::int64_t>();
   t.with_labels = lab_mask.sum().item<std::int64_t>();
   auto zero = torch::zeros({}, logits.options());
@@ -71,8 +74,9 @@ LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
   }
   if (t.with_labels > 0) {
     auto idx = lab_mask.nonzero().squeeze(1);
-    t.ce = torch::nn::functional::cross_entropy(logits.index_select(0, idx),
-                                                labels.index_select(0, idx));
+    auto log_p = torch::log_softmax(logits.index_select(0, idx), /*dim=*/1);
+    t.ce = soft ? -(targets.index_select(0, idx) * log_p).sum(1).mean()
+                : torch::nll_loss(log_p, targets.index_select(0, idx));
   } else {
     t.ce = zero;
   }
@@ -90,6 +94,7 @@ TrainingSet TrainingSet::subset(const std::vector<std::size_t>& index) const {
   s.landmarks = landmarks.index_select(0, t);
   s.has_landmarks = has_landmarks.index_select(0, t);
   s.labels = labels.index_select(0, t);
+  if (targets.defined()) s.targets = targets.index_select(0, t);
   for (auto i : index) s.subjects.push_back(subjects[i]);
   return s;
 }
@@ -186,6 +191,31 @@ std::string resolve_path(const std::string& path, const std::string& base_dir) {
   auto alt = (fs::path(base_dir) / path).string();
   return fs::exists(alt, ec) ? alt : path;
 }
+// A record's "target" ({label: probability}) as a distribution over
+// `classes`: labels outside the set are dropped, the rest renormalised.
+// Empty when nothing is left. Throws RecordError for a malformed target.
+std::vector<double> parse_target(const boost::json::value& v, ClassSet classes) {
+  if (!v.is_object()) throw RecordError("\"target\" must be an object of label: probability");
+  std::vector<double> t(static_cast<std::size_t>(class_count(classes)), 0.0);
+  double sum = 0;
+  for (const auto& kv : v.get_object()) {
+    const std::string name(kv.key());
+    auto canon = canonical_label(name);
+    if (!canon) throw RecordError("target: unknown label '" + name + "'");
+    if (!kv.value().is_number()) throw RecordError("target: '" + name + "' is not a number");
+    const double p = kv.value().to_number<double>();
+    if (!(p >= 0) || !std::isfinite(p))
+      throw RecordError("target: '" + name + "' must be a finite number >= 0");
+    auto mapped = map_label(*canon, classes);
+    if (!mapped) continue;
+    t[static_cast<std::size_t>(class_index(classes, *mapped))] += p;
+    sum += p;
+  }
+  if (!(sum > 0)) return {};
+  for (auto& p : t) p /= sum;
+  return t;
+}
+
 // The face a record names, decoded: "crop", else "image". read_gray, as
 // edan-predict reads faces: the same pixels for the same file (alpha, EXIF
 // orientation), and its limits (an image larger than kMaxImagePixels is
@@ -203,30 +233,6 @@ cv::Mat read_record_face(const Record& r, const std::string& base_dir) {
 }
 }  // namespace
 
-torch::Tensor load_face_images(const std::vector<Record>& records, std::int64_t size,
-                               const std::string& base_dir, LoadReport& report) {
-  auto images = torch::empty({static_cast<std::int64_t>(records.size()), size, size}, torch::kUInt8);
-  std::int64_t kept = 0;
-  for (std::size_t k = 0; k < records.size(); ++k) {
-    ++report.read;
-    try {
-      if (has_error(records[k]))
-        throw RecordError("has an error: " + get_string(records[k], "error").value_or("?"));
-      cv::Mat img = resize_to_square(read_record_face(records[k], base_dir), static_cast<int>(size));
-      std::memcpy(images[kept].data_ptr<std::uint8_t>(), img.ptr<std::uint8_t>(),
-                  static_cast<std::size_t>(size * size));
-      ++kept;
-      ++report.kept;
-    } catch (const FatalError&) {
-      throw;
-    } catch (const std::exception& e) {
-      ++report.failed;
-      report.messages.push_back("record " + std::to_string(k + 1) + ": " + e.what());
-    }
-  }
-  return images.narrow(0, 0, kept).clone();
-}
-
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
                               ClassSet classes, const std::string& base_dir, LoadReport& report) {
   const std::int64_t n = static_cast<std::int64_t>(records.size());
@@ -234,6 +240,9 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
   auto landmarks = torch::zeros({n, 68, 2}, torch::kFloat32);
   auto has = torch::zeros({n}, torch::kBool);
   auto labels = torch::full({n}, -1, torch::kLong);
+  const std::int64_t n_classes = class_count(classes);
+  auto targets = torch::zeros({n, n_classes}, torch::kFloat32);
+  auto ta = targets.accessor<float, 2>();
   auto lm = landmarks.accessor<float, 3>();
   auto ha = has.accessor<bool, 1>();
   auto la = labels.accessor<std::int64_t, 1>();
@@ -272,7 +281,18 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
           ++report.label_ignored;
         }
       }
-      if (!shape && label < 0) {
+      std::vector<double> target;
+      if (auto it = r.find("target"); it != r.end()) {
+        target = parse_target(it->value(), classes);
+        if (target.empty() && !shape) {
+          skip(report.unusable, "its \"target\" has no class of the set");
+          continue;
+        }
+      } else if (label >= 0) {
+        target.assign(static_cast<std::size_t>(n_classes), 0.0);
+        target[static_cast<std::size_t>(label)] = 1;
+      }
+      if (!shape && target.empty()) {
         skip(report.unusable, "neither landmarks nor a label");
         continue;
       }
@@ -296,6 +316,8 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
         ha[kept] = true;
       }
       la[kept] = label;
+      for (std::size_t c = 0; c < target.size(); ++c)
+        ta[kept][static_cast<std::int64_t>(c)] = static_cast<float>(target[c]);
       std::memcpy(images[kept].data_ptr<std::uint8_t>(), img.ptr<std::uint8_t>(),
                   static_cast<std::size_t>(size * size));
       subjects.push_back(get_string(r, "subject").value_or(""));
@@ -312,6 +334,7 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
   set.landmarks = landmarks.narrow(0, 0, kept).clone();
   set.has_landmarks = has.narrow(0, 0, kept).clone();
   set.labels = labels.narrow(0, 0, kept).clone();
+  set.targets = targets.narrow(0, 0, kept).clone();
   set.subjects = std::move(subjects);
   return set;
 }
@@ -359,9 +382,8 @@ void check_options(const TrainOptions& opt) {
     throw UsageError("--optimizer must be sgd or adam");
   if (opt.stage_init != "random" && opt.stage_init != "previous")
     throw UsageError("--stage-init must be random or previous");
-  if (!(opt.input_blur >= 0)) throw UsageError("--input-blur must be 0 or more");
-  if (opt.input_norm != "image" && opt.input_norm != "dataset")
-    throw UsageError("--input-norm must be image or dataset");
+  if (opt.input_norm != "image" && opt.input_norm != "dataset" && opt.input_norm != "histeq")
+    throw UsageError("--input-norm must be dataset, image or histeq");
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
   if (opt.batch < 2) throw UsageError("--batch must be at least 2 (BatchNorm)");
 }
@@ -392,9 +414,6 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
                                    const std::vector<std::string>& sources,
                                    const std::function<void(const std::string&)>& note) {
   check_options(opt);
-  // Here, not in check_options: match_input_blur() then sets input_blur.
-  if (!opt.input_blur_from.empty() && opt.input_blur != 0)
-    throw UsageError("--input-blur and --input-blur-from: give one of them");
   ModelConfig config = train_config(opt);
   ClassSet classes = parse_class_set(opt.classes);
   // Before hours of training, not after them.
@@ -426,33 +445,6 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
   }
   if (data.train.size() < 2) throw FatalError("fewer than 2 usable training records");
   return data;
-}
-
-double match_input_blur(const TrainOptions& opt, const TrainingData& data,
-                        const std::function<void(const std::string&)>& note) {
-  const ModelConfig config = train_config(opt);
-  LoadReport report;
-  auto sharp = load_face_images(read_records_file(opt.input_blur_from), config.size,
-                                dir_of(opt.input_blur_from), report);
-  print_report(report, opt.input_blur_from, note);
-  if (sharp.size(0) < 2)
-    throw FatalError(opt.input_blur_from + ": fewer than 2 readable faces to match the blur to");
-  BlurEstimate e;
-  try {
-    e = estimate_relative_blur(sharp.unsqueeze(1).to(torch::kFloat) / 255,
-                               data.train.images.unsqueeze(1).to(torch::kFloat) / 255);
-  } catch (const std::invalid_argument& ex) {
-    throw FatalError(std::string("--input-blur-from: ") + ex.what());
-  }
-  char buf[200];
-  std::snprintf(buf, sizeof buf,
-                "input blur %.2f px: the training faces are that much blurrier than the %ld "
-                "faces of %s (spectra compared at radii %ld-%ld of %ld, rms %.3f)",
-                e.sigma, static_cast<long>(sharp.size(0)), opt.input_blur_from.c_str(),
-                static_cast<long>(e.first_radius), static_cast<long>(e.last_radius),
-                static_cast<long>(config.size / 2), e.residual);
-  note(buf);
-  return e.sigma;
 }
 
 // --- reporting --------------------------------------------------------------
@@ -508,13 +500,13 @@ class SignalScope {
 };
 
 struct Batch {
-  torch::Tensor images, landmarks, has_landmarks, labels;
+  torch::Tensor images, landmarks, has_landmarks, labels, targets;
 };
 
 // Sums over samples, turned into metrics at the end.
 struct Tally {
   double nme = 0, nme_io = 0, ce = 0;
-  std::int64_t n = 0, with_landmarks = 0, with_labels = 0, correct = 0;
+  std::int64_t n = 0, with_landmarks = 0, with_labels = 0, with_hard_labels = 0, correct = 0;
 
   void add(const LossTerms& t, const torch::Tensor& pred, const Batch& b,
            const torch::Tensor& logits) {
@@ -530,10 +522,14 @@ struct Tally {
                     .sum()
                     .item<double>();
     }
-    if (t.with_labels > 0) {
-      auto mask = b.labels >= 0;
-      correct += (logits.argmax(1).eq(b.labels) & mask).sum().item<std::int64_t>();
-    }
+    auto mask = b.labels >= 0;
+    with_hard_labels += mask.sum().item<std::int64_t>();
+    correct += (logits.argmax(1).eq(b.labels) & mask).sum().item<std::int64_t>();
+  }
+  // Accuracy over the samples with a hard label (a soft target alone, as a
+  // FER+ tie, trains but has no single right answer).
+  double accuracy() const {
+    return static_cast<double>(correct) / static_cast<double>(with_hard_labels);
   }
   double mean_nme() const { return with_landmarks ? nme / static_cast<double>(with_landmarks) : 0; }
   double mean_ce() const { return with_labels ? ce / static_cast<double>(with_labels) : 0; }
@@ -541,10 +537,7 @@ struct Tally {
   boost::json::object to_json(double alpha, double beta) const {
     boost::json::object o;
     o["loss"] = loss(alpha, beta);
-    o["accuracy"] =
-        with_labels
-            ? boost::json::value(static_cast<double>(correct) / static_cast<double>(with_labels))
-            : boost::json::value(nullptr);
+    o["accuracy"] = with_hard_labels ? boost::json::value(accuracy()) : boost::json::value(nullptr);
     o["nme"] = with_landmarks ? boost::json::value(mean_nme()) : boost::json::value(nullptr);
     o["nme_io"] = with_landmarks ? boost::json::value(nme_io / static_cast<double>(with_landmarks))
                                  : boost::json::value(nullptr);
@@ -558,6 +551,7 @@ struct Tally {
             {"n", n},
             {"with_landmarks", with_landmarks},
             {"with_labels", with_labels},
+            {"with_hard_labels", with_hard_labels},
             {"correct", correct}};
   }
   static Tally from_state(const boost::json::object& o) {
@@ -569,6 +563,7 @@ struct Tally {
     t.with_landmarks = o.at("with_landmarks").to_number<std::int64_t>();
     t.with_labels = o.at("with_labels").to_number<std::int64_t>();
     t.correct = o.at("correct").to_number<std::int64_t>();
+    t.with_hard_labels = o.at("with_hard_labels").to_number<std::int64_t>();
     return t;
   }
 };
@@ -599,6 +594,8 @@ class BatchMaker {
     b.landmarks = lm.to(device_);
     b.has_landmarks = set_.has_landmarks.index_select(0, idx).to(device_);
     b.labels = set_.labels.index_select(0, idx).to(device_);
+    // Sets built without soft targets train on their hard labels.
+    b.targets = (set_.targets.defined() ? set_.targets : set_.labels).index_select(0, idx).to(device_);
     return b;
   }
 
@@ -637,7 +634,7 @@ Tally evaluate(EmotionalDan& model, const TrainingSet& set, const ModelMeta& met
     Batch b = maker.make(idx, 0, 0);
     auto out = model->forward(b.images, n_stages);
     auto pred = out.landmarks.back();
-    auto terms = joint_loss(pred, b.landmarks, b.has_landmarks, out.logits, b.labels, 1, 1);
+    auto terms = joint_loss(pred, b.landmarks, b.has_landmarks, out.logits, b.targets, 1, 1);
     tally.add(terms, pred, b, out.logits);
   }
   return tally;
@@ -744,8 +741,6 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
           {"stages", c.stages},
           {"dropout", c.dropout},
           {"input_norm", o.input_norm},
-          {"input_blur", o.input_blur},
-          {"input_blur_from", o.input_blur_from},
           {"classes", o.classes},
           {"alpha", o.alpha},
           {"beta", o.beta},
@@ -879,9 +874,8 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const boost::json::obj
     if (meta.at("format").as_string() != "edan-train-checkpoint 1")
       throw std::runtime_error("not an edan-train checkpoint");
     // --epochs and --patience only decide when stages end: a resumed run may
-    // change them (e.g. to end a long run early with the best weights so far);
-    // --input-blur only concerns prediction (a finished run resumed with
-    // another value writes the same weights with the new setting).
+    // change them (e.g. to end a long run early with the best weights so far).
+    // (input_blur*: written by edan 0.1, never compared.)
     auto saved = meta.at("fingerprint").as_object(), wanted = print;
     for (const char* key : {"epochs", "patience", "input_blur", "input_blur_from"}) {
       saved.erase(key);
@@ -965,7 +959,6 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
         std::max(std::sqrt(std::max(sq / count - meta.input_mean * meta.input_mean, 0.0)), 1e-3);
   }
   meta.input_norm = opt.input_norm;
-  meta.input_blur = opt.input_blur;
   meta.version = kVersion;
 
   torch::manual_seed(mix_seed({opt.seed, 0x1417ull}));
@@ -1067,7 +1060,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
         auto out = model->forward(batch.images, s + 1);
         auto pred = out.landmarks.back();
         auto terms = joint_loss(pred, batch.landmarks, batch.has_landmarks, out.logits,
-                                batch.labels, alpha, opt.beta);
+                                batch.targets, alpha, opt.beta);
         if (!std::isfinite(terms.total.item<double>()))
           throw FatalError("the loss is not finite at stage " + std::to_string(s + 1) + ", step " +
                            std::to_string(st.step) + " (try a lower --lr-max)");
@@ -1092,10 +1085,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
           std::string bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
           std::string line = stage_name + " epoch " + std::to_string(st.epoch + 1) + " " + bar +
                              " loss " + fmt(st.running.loss(alpha, opt.beta));
-          if (st.running.with_labels)
-            line += " acc " + fmt(static_cast<double>(st.running.correct) /
-                                      static_cast<double>(st.running.with_labels),
-                                  3);
+          if (st.running.with_hard_labels) line += " acc " + fmt(st.running.accuracy(), 3);
           if (st.running.with_landmarks) line += " nme " + fmt(st.running.mean_nme());
           line += " ETA " + duration(eta);
           reporter.progress(line);
@@ -1136,15 +1126,10 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
         std::string line = stage_name + " epoch " + std::to_string(st.epoch + 1) + " step " +
                            std::to_string(st.step) + ": train loss " +
                            fmt(st.running.loss(alpha, opt.beta));
-        if (st.running.with_labels)
-          line += " acc " + fmt(static_cast<double>(st.running.correct) /
-                                    static_cast<double>(st.running.with_labels),
-                                3);
+        if (st.running.with_hard_labels) line += " acc " + fmt(st.running.accuracy(), 3);
         if (have_val) {
           line += ", val loss " + fmt(val_loss);
-          if (val.with_labels)
-            line += " acc " +
-                    fmt(static_cast<double>(val.correct) / static_cast<double>(val.with_labels), 3);
+          if (val.with_hard_labels) line += " acc " + fmt(val.accuracy(), 3);
           if (val.with_landmarks)
             line += " nme " + fmt(val.mean_nme()) + " nme_io " +
                     fmt(val.nme_io / static_cast<double>(val.with_landmarks));

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 
 #include "edan/error.hpp"
@@ -304,7 +306,6 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   meta.config = c;
   meta.mean_shape = ring_shape(32);
   meta.input_norm = "image";
-  meta.input_blur = 1.25;
   meta.input_mean = 0.4;
   meta.input_std = 0.2;
   meta.training["records"] = 12;
@@ -316,7 +317,6 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   EXPECT_EQ(loaded.meta.config.widths, c.widths);
   EXPECT_EQ(loaded.meta.input_mean, 0.4);
   EXPECT_EQ(loaded.meta.input_norm, "image");
-  EXPECT_EQ(loaded.meta.input_blur, 1.25);
   EXPECT_EQ(loaded.meta.training.at("records").as_int64(), 12);
   EXPECT_EQ(loaded.meta.mean_shape[7].x, meta.mean_shape[7].x);
   torch::NoGradGuard ng;
@@ -325,6 +325,47 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   EXPECT_TRUE(torch::equal(a.logits, b.logits));
   EXPECT_TRUE(torch::equal(a.landmarks[1], b.landmarks[1]));
   std::filesystem::remove(path);
+}
+
+TEST(Model_EqualizeHistograms, asOpenCvAndIdempotent) {
+  // Four levels 10, 20, 30, 40 (x 1/255) with counts 1, 1, 1, 1: c0 = 1,
+  // level v -> round(255 (c[v] - 1) / 3): 0, 85, 170, 255.
+  auto img = torch::tensor({10.0f, 20.0f, 30.0f, 40.0f}).div(255).view({1, 1, 2, 2});
+  auto eq = edan::equalize_histograms(img).mul(255).round();
+  EXPECT_EQ(eq.flatten()[0].item<float>(), 0);
+  EXPECT_EQ(eq.flatten()[1].item<float>(), 85);
+  EXPECT_EQ(eq.flatten()[2].item<float>(), 170);
+  EXPECT_EQ(eq.flatten()[3].item<float>(), 255);
+  // Against cv::equalizeHist on a random image, and idempotent.
+  cv::Mat m(24, 24, CV_8U);
+  cv::randu(m, 40, 180);
+  cv::Mat ref;
+  cv::equalizeHist(m, ref);
+  auto t = torch::from_blob(m.data, {1, 1, 24, 24}, torch::kUInt8).to(torch::kFloat).div(255);
+  auto ours = edan::equalize_histograms(t);
+  auto expected = torch::from_blob(ref.data, {1, 1, 24, 24}, torch::kUInt8).to(torch::kFloat);
+  EXPECT_LE((ours.mul(255).round() - expected).abs().max().item<float>(), 1.0f);
+  EXPECT_TRUE(torch::equal(edan::equalize_histograms(ours), ours));
+  // A flat image becomes 0; each image of a batch by its own histogram.
+  auto flat = torch::full({1, 1, 4, 4}, 0.5f);
+  EXPECT_EQ(edan::equalize_histograms(flat).abs().max().item<float>(), 0.0f);
+  auto both = edan::equalize_histograms(torch::cat({t, torch::full({1, 1, 24, 24}, 0.5f)}));
+  EXPECT_TRUE(torch::equal(both[0], ours[0]));
+  EXPECT_EQ(both[1].abs().max().item<float>(), 0.0f);
+}
+
+TEST(Model_Normalise, histeqMakesContrastIrrelevant) {
+  edan::ModelMeta meta;
+  meta.input_norm = "histeq";
+  cv::Mat m(16, 16, CV_8U);
+  cv::randu(m, 64, 128);
+  auto t = torch::from_blob(m.data, {1, 1, 16, 16}, torch::kUInt8).to(torch::kFloat).div(255);
+  // A contrast stretch that keeps every level distinct leaves the input the
+  // network sees unchanged.
+  auto a = edan::normalise_images(t, meta), b = edan::normalise_images(t * 2 - 0.25, meta);
+  EXPECT_LT((a - b).abs().max().item<float>(), 1e-4f);
+  EXPECT_NEAR(a.mean().item<float>(), 0.0f, 1e-4);
+  EXPECT_NEAR(a.std(/*unbiased=*/false).item<float>(), 1.0f, 1e-3);
 }
 
 TEST(Model_Normalise, datasetAndPerImage) {
@@ -349,34 +390,6 @@ TEST(Model_Normalise, datasetAndPerImage) {
   // Contrast and brightness changes give the same input.
   auto q = edan::normalise_images(x * 0.5 + 0.1, meta);
   EXPECT_TRUE(torch::allclose(q[0], p[0], 1e-5, 1e-5));
-}
-
-TEST(Model_Blur, gaussianKernelOnAnImpulseAndAFlatImage) {
-  // An impulse in the middle of a 15x15 image becomes the kernel itself:
-  // sum 1, separable, symmetric, variance sigma^2 along each axis.
-  auto x = torch::zeros({1, 1, 15, 15});
-  x[0][0][7][7] = 1;
-  const double sigma = 1.5;
-  auto y = edan::blur_images(x, sigma)[0][0];
-  EXPECT_NEAR(y.sum().item<double>(), 1.0, 1e-5);
-  auto row = y.sum(0);  // marginal over x
-  auto pos = torch::arange(15, torch::kFloat32) - 7;
-  EXPECT_NEAR((row * pos * pos).sum().item<double>(), sigma * sigma, 2e-2);
-  EXPECT_NEAR(y[7][6].item<float>(), y[7][8].item<float>(), 1e-7);
-  EXPECT_NEAR(y[6][7].item<float>(), y[7][6].item<float>(), 1e-7);
-  // Centre value: g(0)^2 with g(0) = 1 / sum exp(-k^2 / (2 sigma^2)), |k| <= 5.
-  double norm = 0;
-  for (int k = -5; k <= 5; ++k) norm += std::exp(-k * k / (2 * sigma * sigma));
-  EXPECT_NEAR(y[7][7].item<double>(), 1 / (norm * norm), 1e-6);
-  // A flat image stays flat (reflected edges); sigma 0 is the identity.
-  auto flat = torch::full({2, 1, 6, 6}, 0.25f);
-  EXPECT_TRUE(torch::allclose(edan::blur_images(flat, 2.0), flat, 1e-6, 1e-6));
-  EXPECT_TRUE(torch::equal(edan::blur_images(x, 0), x));
-  // prediction_inputs = blur, then normalise.
-  edan::ModelMeta meta;
-  meta.input_blur = sigma;
-  EXPECT_TRUE(torch::allclose(edan::prediction_inputs(x, meta),
-                              edan::normalise_images(edan::blur_images(x, sigma), meta)));
 }
 
 TEST(Model_LoadModel, badFilesAreFatalAndNamed) {

@@ -51,13 +51,12 @@ struct ModelMeta {
   // datasets (FER2013's test images are contrast-stretched, its training
   // images are not) do not reach the network. (Not the reference code's
   // defect, which normalised test images otherwise than training images.)
+  // "histeq" equalises each crop's histogram (as OpenCV's equalizeHist, on
+  // the crop quantised to 256 levels), then standardises it as "image" does:
+  // equalisation is idempotent, so the equalised and the raw copies of one
+  // face (this copy of FER2013's training split is equalised, its test split
+  // is not) reach the network alike.
   std::string input_norm = "dataset";
-  // Gaussian blur (sigma, in input pixels) applied to every face before
-  // prediction, never in training: when the training images are blurrier
-  // than the images the model will score (this copy of FER2013's training
-  // split is blurred, its test split is not), sharper inputs are brought down
-  // to the resolution the model learnt from. 0 = none.
-  double input_blur = 0;
   double input_mean = 0.5;
   double input_std = 0.25;
   boost::json::object training;  // training data summary, recipe, metrics
@@ -185,17 +184,18 @@ EmotionalDan prepare_for_inference(const EmotionalDan& model);
 
 // Normalises grayscale pixels in [0,1] ([N,1,S,S] float) as meta.input_norm
 // says: (x - input_mean) / input_std, or per image (x - mean(x)) / std(x) with
-// std(x) at least 1/255 (a flat crop becomes all zeros).
+// std(x) at least 1/255 (a flat crop becomes all zeros), or that after
+// equalize_histograms.
 torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& meta);
 
-// Gaussian blur of [N,1,H,W] images with standard deviation sigma (pixels):
-// a separable kernel of radius ceil(3 sigma), normalised to sum 1, edges
-// reflected. sigma <= 0 returns the images unchanged.
-torch::Tensor blur_images(const torch::Tensor& images, double sigma);
+// Per-image histogram equalisation of [N,1,H,W] pixels in [0,1], as OpenCV's
+// cv::equalizeHist computes it on the image quantised to 0..255: with h the
+// histogram, c its cumulative sum and c0 the count of the darkest level
+// present, level v maps to round(255 (c[v] - c0) / (H W - c0)) / 255. The
+// darkest level present becomes 0, the brightest 1; a flat image becomes 0.
+// Idempotent up to that quantisation.
+torch::Tensor equalize_histograms(const torch::Tensor& pixels);
 
-// What prediction feeds the network (edan-predict, edan-gradcam): pixels in
-// [0,1] blurred by meta.input_blur, then normalised (normalise_images).
-torch::Tensor prediction_inputs(const torch::Tensor& pixels, const ModelMeta& meta);
 
 // DAN's stage-to-stage operations, public for tests and Grad-CAM.
 // Transforms are [N,2,3] affine matrices [[a,-b,tx],[b,a,ty]] in pixels.

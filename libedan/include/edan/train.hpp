@@ -30,10 +30,6 @@ struct TrainOptions {
   // (each crop by its own, in training and in prediction alike; see
   // ModelMeta::input_norm).
   std::string input_norm = "dataset";
-  double input_blur = 0;  // stored in the model for prediction (ModelMeta::input_blur)
-  // Records of sharp faces, like those the model will score (labels not
-  // needed): input_blur is set by match_input_blur().
-  std::string input_blur_from;
   std::string classes = "7";  // 7, 8 or 3 (edan/labels.hpp)
   std::string val;            // validation records file; empty: held out
   double val_fraction = 0.1;  // held-out share, split by subject
@@ -87,11 +83,16 @@ struct LossTerms {
 };
 // The joint loss with masks, so that landmark-only and label-only samples mix:
 //   pred, truth: [N,68,2]; has_landmarks: [N] bool (truth ignored where false)
-//   logits: [N,C]; labels: [N] int64, -1 = no label.
+//   logits: [N,C]; targets: either [N] int64 hard labels (-1 = no label) or
+//   [N,C] float soft targets (each row a distribution over the C classes,
+//   an all-zero row = no target). ce is the cross-entropy against the
+//   target distribution, -sum_c t_c log softmax(logits)_c (the FER+
+//   paper's "probability" mode); for a one-hot row that is the usual
+//   cross-entropy of its label.
 // A sample without landmarks adds only to ce, one without a label only to nme.
 LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
                      const torch::Tensor& has_landmarks, const torch::Tensor& logits,
-                     const torch::Tensor& labels, double alpha, double beta);
+                     const torch::Tensor& targets, double alpha, double beta);
 
 // --- data -------------------------------------------------------------------
 // Training samples, decoded once into memory.
@@ -99,7 +100,10 @@ struct TrainingSet {
   torch::Tensor images;               // [N,S,S] uint8
   torch::Tensor landmarks;            // [N,68,2] float32, crop pixels (0 where absent)
   torch::Tensor has_landmarks;        // [N] bool
-  torch::Tensor labels;               // [N] int64 class index, -1 = none
+  torch::Tensor labels;               // [N] int64 class index, -1 = none (for accuracy)
+  // [N,C] float32 emotion target, rows sum to 1, all 0 = none; undefined:
+  // the one-hot rows of `labels`.
+  torch::Tensor targets;
   std::vector<std::string> subjects;  // "" when the record had none
   std::int64_t size() const { return images.defined() ? images.size(0) : 0; }
   // The samples at `index`, in that order.
@@ -131,19 +135,19 @@ struct LoadReport {
 // "crop" (a grayscale PNG made by edan-crop) or else "image" (taken as an
 // already-cropped face); it is read as grayscale and resized to size×size,
 // its "landmarks" (pixels of that file) scaled with it. Its "label" is
-// normalised (edan/labels.hpp) and mapped into `classes`. Relative paths are
+// normalised (edan/labels.hpp) and mapped into `classes`. Its "target", when
+// present (an object label -> probability, e.g. FER+ votes from edan-index
+// --layout ferplus), is the soft emotion target: each label mapped into
+// `classes` (those with no place in it are dropped) and the rest
+// renormalised; without it the target is the label's one-hot row. "label"
+// then only serves accuracy: a record with a target and no label (a FER+
+// tie) trains the emotion but is not counted in accuracy. Relative paths are
 // tried as given, then relative to `base_dir` (the records file's folder).
 // Records are skipped, counted and explained in `report`, never dropped
 // silently: with "error", an unreadable file, malformed landmarks or label,
 // or neither landmarks nor a label of the set.
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
                               ClassSet classes, const std::string& base_dir, LoadReport& report);
-
-// The faces of `records` ("crop", else "image", read as load_training_set
-// reads them) as [N,S,S] uint8, in order; records with "error" or an
-// unreadable file are skipped, counted in report.failed and explained.
-torch::Tensor load_face_images(const std::vector<Record>& records, std::int64_t size,
-                               const std::string& base_dir, LoadReport& report);
 
 // Reads all records of a JSON Lines file. Throws FatalError naming it.
 std::vector<Record> read_records_file(const std::string& path);
@@ -174,15 +178,6 @@ struct TrainingData {
 TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Record>& records,
                                    const std::vector<std::string>& sources,
                                    const std::function<void(const std::string&)>& note);
-
-// --input-blur-from: the blur (estimate_relative_blur, at the model's input
-// side) that makes the faces of opt.input_blur_from look like the training
-// faces of `data`, for ModelMeta::input_blur. Reports the estimate and the
-// faces it could not read through `note`. Throws FatalError when the file
-// cannot be read, has fewer than 2 readable faces, or the training faces
-// carry no detail to compare.
-double match_input_blur(const TrainOptions& opt, const TrainingData& data,
-                        const std::function<void(const std::string&)>& note);
 
 // --- the loop ---------------------------------------------------------------
 // Where progress goes: `progress` gets a one-line bar after each step (meant
