@@ -18,16 +18,23 @@ reads, with the metadata JSON in its `edan_meta` attribute.
       0.01 px, in the crop's pixels).
   reference.py flops MODEL
       FLOPs of the convolutions of one face through every stage (JSON).
+  reference.py train [--size S] [--widths W1,W2,W3,W4] [--stages N] [--fc F]
+                     [--classes C] [--dropout P] [--batch B] [--steps N]
+                     [--warmup K] [--landmarks F] [--threads T]
+      edan-train's step of stage 1 on random, fixed inputs: times N steps
+      after K warm-up steps, prints one JSON object (images/s, and which
+      parts of edan's step it includes and which not). Defaults: the
+      default model's recipe (examples/default-model/Makefile).
 
 bench/ only: edan itself never runs Python.
 """
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import torch
 import torch.nn as nn
@@ -166,24 +173,22 @@ def load(path):
     return model, meta
 
 
-def blur(images, sigma):
-    """Gaussian blur as edan's blur_images: radius ceil(3 sigma), reflected edges."""
-    if not sigma > 0:
-        return images
-    r = int(math.ceil(3 * sigma))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=images.dtype) ** 2 / (2 * sigma * sigma))
-    k = k / k.sum()
-    pw, ph = min(r, images.shape[3] - 1), min(r, images.shape[2] - 1)
-    kw, kh = k[r - pw:r + pw + 1], k[r - ph:r + ph + 1]
-    kw, kh = kw / kw.sum(), kh / kh.sum()
-    y = F.pad(images, (pw, pw, ph, ph), mode="reflect")
-    y = F.conv2d(y, kw.view(1, 1, 1, -1))
-    return F.conv2d(y, kh.view(1, 1, -1, 1))
+def equalize(pixels):
+    """Per-image histogram equalisation as edan's equalize_histograms (OpenCV's formula)."""
+    n = pixels.shape[0]
+    q = (pixels.reshape(n, -1) * 255).round().clamp(0, 255).long()
+    hist = torch.zeros(n, 256, dtype=pixels.dtype).scatter_add_(1, q, torch.ones_like(q, dtype=pixels.dtype))
+    cdf = hist.cumsum(1)
+    c0 = cdf.masked_fill(hist == 0, float("inf")).min(1, keepdim=True).values
+    lut = ((cdf - c0) * 255 / (q.shape[1] - c0).clamp_min(1)).round().clamp(0, 255) / 255
+    return lut.gather(1, q).reshape(pixels.shape)
 
 
 def normalise(pixels, meta):
-    pixels = blur(pixels, meta.get("input_blur", 0))
-    if meta.get("input_norm", "dataset") == "image":
+    norm = meta.get("input_norm", "dataset")
+    if norm == "histeq":
+        pixels = equalize(pixels)
+    if norm in ("image", "histeq"):
         mean = pixels.mean((1, 2, 3), keepdim=True)
         std = pixels.std((1, 2, 3), unbiased=False, keepdim=True).clamp_min(1.0 / 255)
         return (pixels - mean) / std
@@ -291,6 +296,115 @@ def cmd_predict(args):
     return 0
 
 
+# --- the training step (train) --------------------------------------------------
+
+CLASS_SETS = {8: ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"],
+              7: ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"],
+              3: ["negative", "positive", "neutral"]}
+
+
+def face_shape(size):
+    """68 distinct points around the crop's centre (bench/run.sh's records use the same)."""
+    k = torch.arange(LANDMARKS, dtype=torch.float32) * (2 * 3.141592653589793 / LANDMARKS)
+    return torch.stack([size / 2 + size / 3 * torch.cos(k), size / 2 + size * 3 / 8 * torch.sin(k)], 1)
+
+
+def sample_nme(pred, truth):
+    """edan's sample_nme (eye centres: mean of points 36-41 and 42-47)."""
+    d = (truth[:, 36:42].mean(1) - truth[:, 42:48].mean(1)).norm(2, dim=-1)
+    return (pred - truth).norm(2, dim=-1).mean(1) / d
+
+
+def joint_loss(pred, truth, has_landmarks, logits, targets, alpha, beta):
+    """edan's joint_loss with soft targets (the form edan-train always uses):
+    alpha * NME over the samples with landmarks + beta * CE over the labelled ones."""
+    lm_idx = has_landmarks.nonzero().squeeze(1)
+    lab_idx = (targets.sum(1) > 0).nonzero().squeeze(1)
+    zero = torch.zeros((), dtype=logits.dtype)
+    nme = sample_nme(pred.index_select(0, lm_idx), truth.index_select(0, lm_idx)).mean() \
+        if lm_idx.numel() > 0 else zero
+    if lab_idx.numel() > 0:
+        log_p = torch.log_softmax(logits.index_select(0, lab_idx), 1)
+        ce = -(targets.index_select(0, lab_idx) * log_p).sum(1).mean()
+    else:
+        ce = zero
+    return alpha * nme + beta * ce
+
+
+def triangular_lr(iteration, base, top, step):
+    cycle = (1 + iteration // (2 * step))
+    x = abs(iteration / step - 2 * cycle + 1)
+    return base + (top - base) * max(0.0, 1 - x)
+
+
+def cmd_train(args):
+    widths = [int(w) for w in args.widths.split(",")]
+    if len(widths) != 4 or args.size % 16 != 0 or args.classes not in CLASS_SETS:
+        raise SystemExit("reference.py train: need 4 widths, a size multiple of 16, 3/7/8 classes")
+    cfg = {"size": args.size, "widths": widths, "stages": args.stages, "fc": args.fc,
+           "dropout": args.dropout, "labels": CLASS_SETS[args.classes]}
+    torch.manual_seed(args.seed)
+    model = EmotionalDan(cfg)
+    s, b = args.size, args.batch
+    model.mean_shape.copy_(face_shape(s))
+    # Stage 1 trains; the later stages exist (as in edan's model) but are frozen.
+    stage = model.stage1
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in stage.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(stage.parameters(), lr=args.lr_base)
+
+    # Random but fixed inputs: histeq'd faces are, per image, zero mean and unit std.
+    gen = torch.Generator().manual_seed(args.seed)
+    images = torch.randn(b, 1, s, s, generator=gen)
+    images = (images - images.mean((1, 2, 3), keepdim=True)) / images.std((1, 2, 3), unbiased=False, keepdim=True)
+    with_lm = int(round(args.landmarks * b))
+    has_landmarks = torch.zeros(b, dtype=torch.bool)
+    has_landmarks[:with_lm] = True
+    truth = torch.zeros(b, LANDMARKS, 2)
+    truth[:with_lm] = face_shape(s) + torch.randn(with_lm, LANDMARKS, 2, generator=gen)
+    labels = torch.randint(0, args.classes, (b,), generator=gen)
+    targets = F.one_hot(labels, args.classes).float()
+    mean = model.mean_shape.unsqueeze(0)
+
+    def step(i):
+        model.train()
+        for j in range(2, cfg["stages"] + 1):
+            getattr(model, "stage%d" % j).eval()
+        for g in optimizer.param_groups:
+            g["lr"] = triangular_lr(i, args.lr_base, args.lr_max, args.lr_step)
+        offsets, _, logits = stage(images)
+        loss = joint_loss(mean + offsets, truth, has_landmarks, logits, targets, args.alpha, args.beta)
+        if not torch.isfinite(loss).item():
+            raise SystemExit("reference.py train: the loss is not finite at step %d" % i)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    for i in range(args.warmup):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(args.warmup, args.warmup + args.steps):
+        loss = step(i)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({
+        "config": {k: v for k, v in cfg.items() if k != "labels"} | {"classes": args.classes},
+        "batch": b, "with_landmarks": with_lm, "optimizer": "adam", "alpha": args.alpha, "beta": args.beta,
+        "threads": torch.get_num_threads(), "warmup_steps": args.warmup, "steps": args.steps,
+        "seconds": round(seconds, 4), "images_per_s": round(b * args.steps / seconds, 2),
+        "last_loss": round(loss, 4), "torch": torch.__version__,
+        "includes": "stage 1 forward in train mode (BatchNorm batch statistics, dropout), the joint "
+                    "loss (NME of the samples with landmarks, soft-target cross-entropy), the "
+                    "finiteness check of the loss, backward, Adam step, the cyclical learning rate",
+        "excludes": "what edan's step does besides: drawing and applying augmentation, histogram "
+                    "equalisation and batch assembly (edan does these in a second thread, "
+                    "overlapping the step), the per-step reseed and the running metrics (a few "
+                    ".item() calls); inputs here are fixed tensors already normalised"}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -305,7 +419,24 @@ def main():
     r.add_argument("--batch", type=int, default=32)
     f = sub.add_parser("flops")
     f.add_argument("model")
-    for q in (c, r, f):
+    t = sub.add_parser("train")
+    t.add_argument("--size", type=int, default=48)
+    t.add_argument("--widths", default="32,64,128,256")
+    t.add_argument("--stages", type=int, default=2)
+    t.add_argument("--fc", type=int, default=256)
+    t.add_argument("--classes", type=int, default=8)
+    t.add_argument("--dropout", type=float, default=0.25)
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--steps", type=int, default=8)
+    t.add_argument("--warmup", type=int, default=2)
+    t.add_argument("--landmarks", type=float, default=0.25, help="share of the batch with landmarks")
+    t.add_argument("--lr-base", type=float, default=1e-4)
+    t.add_argument("--lr-max", type=float, default=1e-3)
+    t.add_argument("--lr-step", type=int, default=1000)
+    t.add_argument("--alpha", type=float, default=0.4)
+    t.add_argument("--beta", type=float, default=0.6)
+    t.add_argument("--seed", type=int, default=1)
+    for q in (c, r, f, t):
         # As edan: every core this process may run on.
         q.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = p.parse_args()
@@ -314,6 +445,8 @@ def main():
         return cmd_check(args)
     if args.cmd == "predict":
         return cmd_predict(args)
+    if args.cmd == "train":
+        return cmd_train(args)
     model, meta = load(args.model)
     print(json.dumps({"conv_flops_per_face": conv_flops(meta["config"])}))
     return 0

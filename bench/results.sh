@@ -44,6 +44,8 @@ echo "|---|--:|---|"
 q '"| startup to first record (s) | \(.startup_seconds.median) [\(.startup_seconds.min)–\(.startup_seconds.max)] | `\(.startup_seconds.command)` |"'
 q 'if .startup_floor_seconds then (.startup_floor_seconds | to_entries[] | "| startup floor: \(.key | gsub("_"; " ")) (s) | \(.value.median) [\(.value.min)–\(.value.max)] | `\(.value.command)` |") else empty end'
 q '.train[] | "| edan-train \(.preset), batch 16 (images/s) | \(.images_per_s.median) [\(.images_per_s.min)–\(.images_per_s.max)] | `\(.command)` |"'
+q 'if .train_recipe then .train_recipe | "| edan-train, the default recipe'"'"'s step (images/s, batch \(.batch)) | \(.edan.images_per_s.median) [\(.edan.images_per_s.min)–\(.edan.images_per_s.max)] | `\(.edan.command)` |" else empty end'
+q 'if .train_recipe.python then .train_recipe | "| the same step in Python PyTorch (images/s) | \(.python.images_per_s.median) [\(.python.images_per_s.min)–\(.python.images_per_s.max)]; edan/python \(.edan_over_python) | `\(.python.command)` |" else empty end'
 q '.crop[] | "| edan-crop \(.detector) (faces/s; \(.faces) faces in \(.photos) photos) | \(.faces_per_s.median) [\(.faces_per_s.min)–\(.faces_per_s.max)] | `\(.command)` |"'
 q '"| peak RSS, \(.rss_kb.short.records) records (KiB) | \(.rss_kb.short.median) [\(.rss_kb.short.min)–\(.rss_kb.short.max)] | `\(.rss_kb.command | gsub("[|]"; "\\|"))` |"'
 q '"| peak RSS, \(.rss_kb.long.records) records (KiB) | \(.rss_kb.long.median) [\(.rss_kb.long.min)–\(.rss_kb.long.max)] | long/short = \(.rss_kb.long_over_short) |"'

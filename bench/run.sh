@@ -14,7 +14,9 @@
 #   EDAN_BENCH_PYTHON=/usr/bin/python3   the reference's interpreter ("" = skip)
 #   EDAN_BENCH_BEFORE=DIR        an older build's bin/ dir (with ../libedan.so):
 #                                its edan-predict at batch 8, and after/before ratios
-#   EDAN_BENCH_TRAIN_PRESETS="small"     edan-train step figures
+#   EDAN_BENCH_TRAIN_PRESETS="small recipe"  edan-train step figures: a preset
+#                                at batch 16, or "recipe": the default model's
+#                                training flags at batch 64, against bench/reference.py train
 #   EDAN_BENCH_TRAIN_STEPS=8     steps timed (the difference of a 2-step run
 #                                and a 2+N-step run: start-up and loading cancel)
 #   EDAN_BENCH_PHOTOS=24         640x480 photos per edan-crop run
@@ -31,7 +33,7 @@ presets=${EDAN_BENCH_PRESETS:-small dan paper}
 batches=${EDAN_BENCH_BATCHES:-1 8 32}
 python=${EDAN_BENCH_PYTHON-/usr/bin/python3}
 before=${EDAN_BENCH_BEFORE:-}
-train_presets=${EDAN_BENCH_TRAIN_PRESETS:-small}
+train_presets=${EDAN_BENCH_TRAIN_PRESETS:-small recipe}
 train_steps=${EDAN_BENCH_TRAIN_STEPS:-8}
 photos=${EDAN_BENCH_PHOTOS:-24}
 detectors=${EDAN_BENCH_DETECTORS:-haar lbp dlib none}
@@ -182,9 +184,73 @@ if ${CC:-cc} empty.c -o empty-plain 2>/dev/null &&
 fi
 out=$(jq --argjson f "$floor" '.startup_floor_seconds = $f' <<< "$out")
 
-# --- edan-train: images/s of a training step at batch 16 ----------------------
+# --- edan-train: images/s of a training step ---------------------------------
+# A preset at batch 16 (.train), and "recipe": the default model's training
+# step (examples/default-model/Makefile: stage 1 of 2, 8 classes, Adam,
+# histeq, batch 64; a quarter of the records with 68 landmarks, so that both
+# terms of the joint loss are on) against the same step in Python PyTorch
+# (.train_recipe).
+recipe_size=48
+recipe_widths=32,64,128,256
+recipe_flags=(--preset small --size "$recipe_size" --widths "$recipe_widths" --stages 2 --classes 8
+  --batch 64 --optimizer adam --lr-base 1e-4 --lr-max 1e-3 --dropout 0.25 --input-norm histeq)
+# 68 distinct points around the crop's centre, in its pixels (as
+# reference.py's face_shape): eye centres some 9 px apart.
+face_landmarks() {
+  awk -v s="$1" 'BEGIN { printf "["; for (k = 0; k < 68; k++) { a = 2 * 3.141592653589793 * k / 68
+    printf "%s[%.3f,%.3f]", (k ? "," : ""), s / 2 + s / 3 * cos(a), s / 2 + s * 3 / 8 * sin(a) } printf "]" }'
+}
+# train_rate BATCH RECORDS FLAGS...: images/s of edan-train steps, $runs times.
+train_rate() {
+  local batch=$1 records=$2 r=() t0 t1 base
+  shift 2
+  for _ in $(seq "$runs"); do
+    base=("$@" --epochs 1 --val-fraction 0 -q "$records")
+    t0=$(seconds "$bin/edan-train" "${base[@]}" -o t0.edan --checkpoint t0.ckpt --max-steps 2)
+    t1=$(seconds "$bin/edan-train" "${base[@]}" -o t1.edan --checkpoint t1.ckpt --max-steps $((2 + train_steps)))
+    rm -f t0.* t1.*
+    r+=("$(awk -v n=$((batch * train_steps)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", n / (b - a) }')")
+  done
+  stats "${r[@]}"
+}
 train='[]'
+recipe=null
 for preset in $train_presets; do
+  if [ "$preset" = recipe ]; then
+    pgm "$recipe_size" "train-$recipe_size.pgm"
+    lm=$(face_landmarks "$recipe_size")
+    labels=(neutral happy sad surprise fear disgust anger contempt)
+    # 2+N steps and one batch more, so that both runs stop inside the epoch
+    # (an epoch's end adds an evaluation and a checkpoint).
+    nrec=$((64 * (train_steps + 3)))
+    for i in $(seq 0 $((nrec - 1))); do
+      extra=""
+      [ $((i % 4)) -eq 0 ] && extra=",\"landmarks\":$lm"
+      echo "{\"crop\":\"train-$recipe_size.pgm\",\"label\":\"${labels[$((i % 8))]}\",\"subject\":\"s$((i % 16))\"$extra}"
+    done > train-recipe.jsonl
+    note "train recipe: $train_steps steps at batch 64"
+    e=$(train_rate 64 train-recipe.jsonl "${recipe_flags[@]}")
+    recipe=$(jq -n --argjson e "$e" --arg c "edan-train ${recipe_flags[*]} --max-steps K (K = 2 and $((2 + train_steps)), $nrec labelled records, 1 in 4 with 68 landmarks, stage 1): 64*$train_steps / time difference" \
+      --argjson s "$recipe_size" --arg w "$recipe_widths" \
+      '{size: $s, widths: ($w | split(",") | map(tonumber)), stages: 2, classes: 8, batch: 64, optimizer: "adam",
+        edan: {images_per_s: $e, command: $c}}')
+    if [ -n "$python" ]; then
+      note "train recipe: python, $train_steps steps at batch 64"
+      pyargs=(--size "$recipe_size" --widths "$recipe_widths" --stages 2 --fc 256 --classes 8 --dropout 0.25
+        --batch 64 --landmarks 0.25 --warmup 2 --steps "$train_steps")
+      r=() pj=""
+      for _ in $(seq "$runs"); do
+        pj=$("$python" "$src/bench/reference.py" train "${pyargs[@]}")
+        r+=("$(jq -r .images_per_s <<< "$pj")")
+      done
+      py=$(stats "${r[@]}")
+      recipe=$(jq --argjson py "$py" --argjson pj "$pj" --argjson r "$(ratio "$(median "$e")" "$(median "$py")")" \
+        --arg c "python3 bench/reference.py train ${pyargs[*]}: 64*$train_steps / time of the steps after 2 warm-up steps" \
+        '.python = {images_per_s: $py, command: $c, threads: $pj.threads, includes: $pj.includes, excludes: $pj.excludes}
+         | .edan_over_python = $r' <<< "$recipe")
+    fi
+    continue
+  fi
   read -r size widths <<< "$(config "$preset")"
   pgm "$size" "train-$size.pgm"
   labels=(neutral happy sad surprise fear disgust anger)
@@ -192,18 +258,11 @@ for preset in $train_presets; do
     echo "{\"crop\":\"train-$size.pgm\",\"label\":\"${labels[$((i % 7))]}\",\"subject\":\"s$((i % 16))\"}"
   done > "train-$preset.jsonl"
   note "train $preset: $train_steps steps at batch 16"
-  r=()
-  for _ in $(seq "$runs"); do
-    base=(--preset "$preset" --batch 16 --epochs 1 --val-fraction 0 -q "train-$preset.jsonl")
-    t0=$(seconds "$bin/edan-train" "${base[@]}" -o t0.edan --checkpoint t0.ckpt --max-steps 2)
-    t1=$(seconds "$bin/edan-train" "${base[@]}" -o t1.edan --checkpoint t1.ckpt --max-steps $((2 + train_steps)))
-    rm -f t0.* t1.*
-    r+=("$(awk -v n=$((16 * train_steps)) -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", n / (b - a) }')")
-  done
-  train=$(jq --arg p "$preset" --argjson s "$(stats "${r[@]}")" --arg c "edan-train --preset $preset --batch 16 --max-steps K (K = 2 and $((2 + train_steps)), 256 labelled records, stage 1): 16*$train_steps / time difference" \
+  s=$(train_rate 16 "train-$preset.jsonl" --preset "$preset" --batch 16)
+  train=$(jq --arg p "$preset" --argjson s "$s" --arg c "edan-train --preset $preset --batch 16 --max-steps K (K = 2 and $((2 + train_steps)), 256 labelled records, stage 1): 16*$train_steps / time difference" \
     '. + [{preset: $p, batch: 16, images_per_s: $s, command: $c}]' <<< "$train")
 done
-out=$(jq --argjson t "$train" '.train = $t' <<< "$out")
+out=$(jq --argjson t "$train" --argjson r "$recipe" '.train = $t | .train_recipe = $r' <<< "$out")
 
 # --- edan-crop: faces/s on 640x480 photos per detector --------------------------
 crop='[]'

@@ -51,3 +51,13 @@ PY
   echo "$output"
   [ "$status" -eq 0 ]
 }
+
+@test "reference.py train times training steps and says what it includes" {
+  run /usr/bin/python3 "$ref" train --size 32 --widths 4,8,8,16 --fc 16 --batch 4 --warmup 1 --steps 1
+  echo "$output"
+  [ "$status" -eq 0 ]
+  run jq -e '.images_per_s > 0 and .batch == 4 and .steps == 1 and .with_landmarks == 1
+             and .config.stages == 2 and .config.classes == 8
+             and (.includes | test("backward")) and (.excludes | test("augmentation"))' <<< "$output"
+  [ "$status" -eq 0 ]
+}
