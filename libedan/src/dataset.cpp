@@ -253,16 +253,19 @@ std::vector<std::string> csv_files(const std::string& root,
   return found;
 }
 
-// Opens a CSV and reads its header. Throws FatalError naming the file.
+// Opens a CSV and reads its header (none when `header` is false: `cols` stays
+// empty). Throws FatalError naming the file.
 struct CsvFile {
   std::string path;
   std::ifstream in;
   CsvReader reader{in};
   std::unique_ptr<CsvColumns> cols;
 
-  explicit CsvFile(std::string p) : path(std::move(p)), in(path, std::ios::binary) {
+  explicit CsvFile(std::string p, bool header = true)
+      : path(std::move(p)), in(path, std::ios::binary) {
     std::error_code ec;
     if (!in || fs::is_directory(path, ec)) throw FatalError(path + ": cannot read");
+    if (!header) return;
     std::string text;
     if (!reader.next(text)) throw FatalError(path + ": empty file, expected a CSV header");
     try {
@@ -386,26 +389,7 @@ void index_affectnet_csv(const IndexOptions& opt, const std::string& root,
   }
 }
 
-}  // namespace
-
 // --- FER+ --------------------------------------------------------------------------
-
-// The label.csv files of a FER+ root: its own, or those of its FER2013Train,
-// FER2013Valid and FER2013Test folders (in that order; at least one).
-std::vector<std::string> ferplus_label_files(const std::string& root) {
-  require_dir(root);
-  std::error_code ec;
-  if (fs::exists(join_path(root, "label.csv"), ec)) return {join_path(root, "label.csv")};
-  std::vector<std::string> found;
-  for (const char* sub : {"FER2013Train", "FER2013Valid", "FER2013Test"}) {
-    std::string p = join_path(join_path(root, sub), "label.csv");
-    if (fs::exists(p, ec)) found.push_back(p);
-  }
-  if (found.empty())
-    throw FatalError(root + ": no label.csv here nor in FER2013Train, FER2013Valid or "
-                            "FER2013Test (expected the FER+ layout, see edan-index(1))");
-  return found;
-}
 
 // FER2013Train -> train, FER2013Valid -> val, FER2013Test -> test.
 std::optional<std::string> ferplus_split(const std::string& folder) {
@@ -414,37 +398,39 @@ std::optional<std::string> ferplus_split(const std::string& folder) {
   return canonical_split(name);
 }
 
+// ROOT is a label.csv, a folder holding one, or the FER+ root holding
+// FER2013Train, FER2013Valid and FER2013Test (indexed in that order).
 void index_ferplus(const IndexOptions& opt, const std::string& root,
                    const std::function<void(const Record&)>& emit) {
   const std::string dataset = dataset_name(opt, "ferplus");
   const auto& names = ferplus_category_names();
-  for (const auto& csv_path : ferplus_label_files(root)) {
+  for (const auto& csv_path : csv_files(root, {"label.csv", "FER2013Train/label.csv",
+                                               "FER2013Valid/label.csv", "FER2013Test/label.csv"})) {
     const std::string folder = fs::path(csv_path).parent_path().string();
-    const auto split = ferplus_split(fs::path(absolute_path(folder)).filename().string());
-    std::ifstream in(csv_path, std::ios::binary);
-    if (!in) throw FatalError(csv_path + ": cannot read");
-    CsvReader reader(in);
-    std::string text;
-    while (reader.next(text)) {
-      Record r;
-      const std::string where = csv_path + ":" + std::to_string(reader.line_no()) + ": ";
+    const auto split = ferplus_split(fs::path(absolute_path(csv_path)).parent_path().string());
+    CsvFile csv(csv_path, /*header=*/false);
+    std::vector<std::string> fields;
+    std::string error;
+    while (csv.next(fields, error)) {
       FerplusRow row;
-      try {
-        if (reader.too_long()) throw RecordError("CSV line too long");
-        row = parse_ferplus_row(parse_csv_record(text));
-      } catch (const RecordError& e) {
-        r["dataset"] = dataset;
-        if (split) r["split"] = *split;
-        emit(error_record(std::move(r), where + e.what()));
-        continue;
+      if (error.empty()) {
+        try {
+          row = parse_ferplus_row(fields);
+        } catch (const RecordError& e) {
+          error = csv.where() + e.what();
+        }
       }
-      const std::string image = join_path(folder, row.name);
-      r["image"] = image;
+      Record r;
+      std::error_code ec;
+      if (error.empty()) {
+        const std::string image = join_path(folder, row.name);
+        r["image"] = image;
+        if (!fs::is_regular_file(image, ec)) error = csv.where() + image + ": no such image";
+      }
       r["dataset"] = dataset;
       if (split) r["split"] = *split;
-      std::error_code ec;
-      if (!fs::is_regular_file(image, ec)) {
-        emit(error_record(std::move(r), where + image + ": no such image"));
+      if (!error.empty()) {
+        emit(error_record(std::move(r), error));
         continue;
       }
       if (auto label = ferplus_majority(row.votes)) r["label"] = *label;
@@ -458,9 +444,10 @@ void index_ferplus(const IndexOptions& opt, const std::string& root,
       }
       emit(r);
     }
-    if (in.bad()) throw FatalError(csv_path + ": read error");
   }
 }
+
+}  // namespace
 
 // --- layouts and options ----------------------------------------------------
 

@@ -203,7 +203,7 @@ EOF
   mkdir empty
   run edan-index --layout ferplus empty
   [ "$status" -eq 3 ]
-  [[ "$output" == *"empty: no label.csv here nor in FER2013Train, FER2013Valid or FER2013Test"* ]]
+  [[ "$output" == *"empty: no label.csv or FER2013Train/label.csv or FER2013Valid/label.csv or FER2013Test/label.csv in this directory"* ]]
 }
 
 @test "shared data: ferplus gives the README's majority-vote counts" {
