@@ -327,6 +327,29 @@ TEST(Model_SaveLoad, roundTripGivesIdenticalOutputs) {
   std::filesystem::remove(path);
 }
 
+TEST(Model_Meta, histeqReadBackAndAnInputBlurRefused) {
+  edan::ModelMeta meta;
+  meta.config = tiny_config(1);
+  meta.mean_shape = ring_shape(32);
+  meta.input_norm = "histeq";
+  auto json = edan::meta_to_json(meta);
+  EXPECT_EQ(edan::meta_from_json(json).input_norm, "histeq");
+  // A file of an older edan that blurred faces before prediction cannot be
+  // scored as meant: refused, saying why. A blur of 0 changed nothing.
+  json["input_blur"] = 0.0;
+  EXPECT_EQ(edan::meta_from_json(json).input_norm, "histeq");
+  json["input_blur"] = 3.32;
+  try {
+    edan::meta_from_json(json);
+    FAIL() << "a model with input_blur was accepted";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("'input_blur' is set"), std::string::npos) << e.what();
+  }
+  json["input_blur"] = 0.0;
+  json["input_norm"] = "equalise";
+  EXPECT_ANY_THROW(edan::meta_from_json(json));
+}
+
 TEST(Model_EqualizeHistograms, asOpenCvAndIdempotent) {
   // Four levels 10, 20, 30, 40 (x 1/255) with counts 1, 1, 1, 1: c0 = 1,
   // level v -> round(255 (c[v] - 1) / 3): 0, 85, 170, 255.
