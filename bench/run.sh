@@ -276,14 +276,14 @@ if [ -d "$data/300w-subset/afw" ]; then
   np=$(wc -l < photos.jsonl)
   for det in $detectors; do
     note "crop: $det ($np photos)"
-    found=$( { "$bin/edan-crop" --out crops --detector "$det" -q photos.jsonl || true; } | jq -s 'map(select(has("error") | not)) | length')
+    found=$( { "$bin/edan-crop" --out-dir crops --detector "$det" -q photos.jsonl || true; } | jq -s 'map(select(has("error") | not)) | length')
     r=()
     for _ in $(seq "$runs"); do
-      t=$(seconds "$bin/edan-crop" --out crops --detector "$det" -q photos.jsonl || true)
+      t=$(seconds "$bin/edan-crop" --out-dir crops --detector "$det" -q photos.jsonl || true)
       r+=("$(awk -v n="$found" -v t="$t" 'BEGIN { printf "%.4f", n / t }')")
     done
     crop=$(jq --arg d "$det" --argjson n "$np" --argjson f "$found" --argjson s "$(stats "${r[@]}")" \
-      --arg c "edan-crop --out crops --detector $det photos.jsonl ($np photos, 640x480 JPEG, from 300-W afw)" \
+      --arg c "edan-crop --out-dir crops --detector $det photos.jsonl ($np photos, 640x480 JPEG, from 300-W afw)" \
       '. + [{detector: $d, photos: $n, faces: $f, faces_per_s: $s, command: $c}]' <<< "$crop")
   done
 else

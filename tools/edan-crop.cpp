@@ -7,8 +7,8 @@ int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-crop",
                        "Detect faces in each record's image and write aligned grayscale crops."};
   edan::CropOptions opt;
-  std::string out_dir, fallback = "none";
-  tool.add({"--out"}, "DIR", "directory the crops are written under (required)", &out_dir);
+  std::string out_dir, fallback = "small";
+  tool.add({"--out-dir"}, "DIR", "directory the crops are written under (required)", &out_dir);
   tool.add({"--detector"}, "NAME",
            "face detector: haar, haar-default, haar-alt, haar-alt2, lbp, lbp-improved, dlib, "
            "none (default: haar)",
@@ -26,18 +26,13 @@ int main(int argc, char** argv) {
            "into its crop) (default: landmarks)",
            &frame);
   tool.add({"--size"}, "N", "side of the square crops in pixels", &opt.size);
-  tool.add({"--fallback"}, "MODE",
-           "when no face is found: none (an error record) or full (the whole image) "
-           "(default: none)",
-           &fallback);
+  edan::add_fallback_option(tool, &fallback);
   tool.add({"--max-faces"}, "N", "keep the N largest faces of each image; 0 = all", &opt.max_faces);
   tool.add_threads();
   tool.add_output();
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
-    if (fallback != "none" && fallback != "full")
-      throw edan::UsageError("--fallback must be none or full (got '" + fallback + "')");
-    opt.fallback_full = fallback == "full";
+    opt.fallback = edan::parse_fallback(fallback);
     if (frame != "landmarks" && frame != "detector")
       throw edan::UsageError("--frame must be landmarks or detector (got '" + frame + "')");
     opt.frame_by_detector = frame == "detector";

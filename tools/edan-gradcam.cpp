@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
                        "Write the Grad-CAM map of an emotion class for each face record."};
   edan::GradCamOptions opt;
   edan::FaceSourceFlags face_flags(tool, &opt.model, &opt.detector);
-  tool.add({"--out"}, "DIR", "where the maps and overlays are written (required)", &opt.out);
+  tool.add({"--out-dir"}, "DIR", "where the maps and overlays are written (required)", &opt.out);
   tool.add({"--layer"}, "NAME", "convolution of the last stage: conv4a, conv4b, ... conv1a",
            &opt.layer);
   tool.add({"--class"}, "C", "pred (the predicted class), label (the record's) or a class name",
@@ -26,11 +26,11 @@ int main(int argc, char** argv) {
   tool.add_device();
   tool.add_output();
   tool.epilog(
-      "Example:\n  edan-crop --out crops faces.jsonl | edan-gradcam --out cams --mean means"
+      "Example:\n  edan-crop --out-dir crops faces.jsonl | edan-gradcam --out-dir cams --mean means"
       " | edan-auoverlap -f markdown");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
-    opt.fallback_full = face_flags.fallback_full();
+    opt.fallback = face_flags.fallback();
     opt.threads = tool.threads();
     opt.device = tool.device();
     edan::GradCam cam(opt);

@@ -9,11 +9,12 @@ int main(int argc, char** argv) {
                        "DIR..."};
   edan::IndexOptions opt;
   tool.add({"-l", "--layout"}, "L",
-           "folders, jaffe, ckplus, fer2013-csv, affectnet-csv, 300w or ferplus (default: folders)",
+           "folders, jaffe, ckplus, fer2013-csv, affectnet-csv, 300w, ferplus or unlabelled "
+           "(default: folders)",
            &opt.layout);
   tool.add({"--dataset"}, "NAME", "dataset name in every record (default: from the layout)",
            &opt.dataset);
-  tool.add({"--out"}, "DIR", "fer2013-csv: directory the PNGs are written to", &opt.out);
+  tool.add({"--out-dir"}, "DIR", "fer2013-csv: directory the PNGs are written to", &opt.out);
   tool.add({"--images"}, "DIR",
            "affectnet-csv: root of subDirectory_filePath (default: the CSV's directory)",
            &opt.images);

@@ -7,7 +7,12 @@ int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-predict", "Predict the emotion and 68 landmarks of each face record."};
   edan::PredictOptions opt;
   edan::VideoSource video;
+  std::string faces = "all";
   edan::FaceSourceFlags face_flags(tool, &opt.model, &opt.detector);
+  tool.add({"--faces"}, "WHICH",
+           "faces of a photo (records without a crop) or frame: all, one record each, or "
+           "largest (default: all)",
+           &faces);
   tool.add({"--video"}, "FILE", "read the frames of a video file instead of records", &video.file);
   tool.add({"--camera"}, "N", "read the frames of camera N instead of records", &video.camera);
   tool.add({"--every"}, "K", "with --video/--camera, process every K-th frame", &video.every);
@@ -22,12 +27,16 @@ int main(int argc, char** argv) {
   tool.add_device();
   tool.add_shard();
   tool.add_output();
-  tool.epilog("Example:\n  edan-crop --out crops photos.jsonl | edan-predict > scored.jsonl");
+  tool.epilog(
+      "Examples:\n  edan-predict photos/ > scored.jsonl\n"
+      "  edan-crop --out-dir crops photos.jsonl | edan-predict > scored.jsonl");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
-    opt.fallback_full = face_flags.fallback_full();
+    opt.fallback = face_flags.fallback();
+    opt.all_faces = edan::parse_faces_option(faces);
     opt.threads = tool.threads();
     opt.device = tool.device();
+    edan::check_video_source(video, tool.has_arguments());
     auto predictor = edan::Predictor::load(opt);
     if (!video.file.empty() || video.camera >= 0)
       return tool.generate([&] {

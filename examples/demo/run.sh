@@ -25,9 +25,9 @@ cd "$out"
 start=$(date +%s%N)
 # Bare paths are records of their own (edan(7)); every face of each photo.
 ls photos/* \
-  | edan-crop --out crops \
+  | edan-crop --out-dir crops \
   | edan-predict -m "$model" \
-  | edan-gradcam -m "$model" --layer conv4b --class pred --out gradcam \
+  | edan-gradcam -m "$model" --layer conv4b --class pred --out-dir gradcam \
   > records.jsonl || [ $? -eq 1 ]
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include <deque>
 #include <exception>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -49,6 +51,7 @@ struct Tool::Impl {
   std::unique_ptr<RecordWriter> writer;
   mutable double last_progress = 0;
   mutable bool progress_shown = false;
+  std::map<std::string, std::size_t> reasons;  // of the records written with an error
 };
 
 namespace {
@@ -64,8 +67,7 @@ T parse_number(const std::string& opt, const std::string& s) {
   std::istringstream in(s);
   T v{};
   in >> v;
-  if (in.fail() || !in.eof())
-    throw UsageError("invalid value '" + s + "' for --" + opt);
+  if (in.fail() || !in.eof()) throw UsageError("invalid value '" + s + "' for --" + opt);
   return v;
 }
 
@@ -95,17 +97,17 @@ Tool::~Tool() {
   if (!impl_->tmp_path.empty()) std::remove(impl_->tmp_path.c_str());
 }
 
-#define EDAN_ADD_OPTION(Type)                                                            \
-  void Tool::add(std::initializer_list<const char*> names, const char* metavar,          \
-                 const char* help, Type* target) {                                        \
-    auto o = std::make_unique<Option>();                                                  \
-    o->names.assign(names.begin(), names.end());                                          \
-    o->metavar = metavar;                                                                 \
-    o->help = help;                                                                       \
-    o->default_text = to_text(*target);                                                   \
-    std::string opt = o->long_name();                                                     \
-    o->set = [target, opt](const std::string& s) { *target = parse_number<Type>(opt, s); }; \
-    options_.push_back(std::move(o));                                                     \
+#define EDAN_ADD_OPTION(Type)                                                                     \
+  void Tool::add(std::initializer_list<const char*> names, const char* metavar, const char* help, \
+                 Type* target) {                                                                  \
+    auto o = std::make_unique<Option>();                                                          \
+    o->names.assign(names.begin(), names.end());                                                  \
+    o->metavar = metavar;                                                                         \
+    o->help = help;                                                                               \
+    o->default_text = to_text(*target);                                                           \
+    std::string opt = o->long_name();                                                             \
+    o->set = [target, opt](const std::string& s) { *target = parse_number<Type>(opt, s); };       \
+    options_.push_back(std::move(o));                                                             \
   }
 EDAN_ADD_OPTION(int)
 EDAN_ADD_OPTION(std::int64_t)
@@ -169,9 +171,7 @@ void Tool::add_threads() {
   add({"--threads"}, "N", "worker threads; 0 = all cores (default: 0)", &threads_);
 }
 void Tool::add_device() { add({"--device"}, "DEV", "compute device: cpu or cuda", &device_); }
-void Tool::add_seed() {
-  add({"--seed"}, "N", "random seed", &seed_);
-}
+void Tool::add_seed() { add({"--seed"}, "N", "random seed", &seed_); }
 void Tool::add_batch(int default_batch) {
   batch_ = default_batch;
   add({"--batch"}, "N", "records per batch", &batch_);
@@ -227,6 +227,21 @@ std::string Tool::help_text() const {
   return s.str();
 }
 
+std::string Tool::suggestion(const std::string& given) const {
+  // "--out-dir" -> the declared long options it begins, e.g. --output, --out-dir.
+  std::string stem = given.substr(0, given.find('='));
+  if (stem.rfind("--", 0) != 0 || stem.size() < 3) return "";
+  std::vector<std::string> matches;
+  for (const auto& o : options_)
+    for (const auto& n : o->names)
+      if (n.size() > stem.size() && n.rfind(stem, 0) == 0) matches.push_back(n);
+  if (matches.empty()) return "";
+  std::string text = "; did you mean ";
+  for (std::size_t i = 0; i < matches.size(); ++i)
+    text += (i == 0 ? "" : i + 1 == matches.size() ? " or " : ", ") + matches[i];
+  return text + "?";
+}
+
 std::optional<int> Tool::parse(int argc, char** argv) {
   po::options_description desc;
   for (const auto& o : options_) {
@@ -241,12 +256,14 @@ std::optional<int> Tool::parse(int argc, char** argv) {
   pos.add("positional-args", -1);
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv)
-                  .options(desc)
-                  .positional(pos)
-                  .style(po::command_line_style::unix_style)
-                  .run(),
-              vm);
+    po::store(
+        po::command_line_parser(argc, argv)
+            .options(desc)
+            .positional(pos)
+            // No prefix guessing: --out-dir must not silently mean --output.
+            .style(po::command_line_style::unix_style ^ po::command_line_style::allow_guessing)
+            .run(),
+        vm);
     if (vm["help"].as<bool>()) {
       std::fputs(help_text().c_str(), stdout);
       return kExitOk;
@@ -266,10 +283,8 @@ std::optional<int> Tool::parse(int argc, char** argv) {
     }
     std::vector<std::string> args;
     if (vm.count("positional-args")) args = vm["positional-args"].as<std::vector<std::string>>();
-    if (args.size() < pos_min_)
-      throw UsageError("missing " + positional_usage_);
-    if (args.size() > pos_max_)
-      throw UsageError("too many arguments: '" + args[pos_max_] + "'");
+    if (args.size() < pos_min_) throw UsageError("missing " + positional_usage_);
+    if (args.size() > pos_max_) throw UsageError("too many arguments: '" + args[pos_max_] + "'");
     *positional_ = args;
     if (!shard_.empty()) {
       auto slash = shard_.find('/');
@@ -284,13 +299,17 @@ std::optional<int> Tool::parse(int argc, char** argv) {
     if (threads_ < 0) throw UsageError("--threads must be 0 (all cores) or more");
     if (device_ != "cpu" && device_.rfind("cuda", 0) != 0)
       throw UsageError("--device must be cpu or cuda (got '" + device_ + "')");
+  } catch (const po::unknown_option& e) {
+    std::fprintf(stderr, "%s: %s%s\nTry '%s --help' for more information.\n", name_.c_str(),
+                 e.what(), suggestion(e.get_option_name()).c_str(), name_.c_str());
+    return kExitUsage;
   } catch (const po::error& e) {
-    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(),
-                 e.what(), name_.c_str());
+    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(), e.what(),
+                 name_.c_str());
     return kExitUsage;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(),
-                 e.what(), name_.c_str());
+    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(), e.what(),
+                 name_.c_str());
     return kExitUsage;
   }
   return std::nullopt;
@@ -328,11 +347,11 @@ int Tool::run(const std::function<int()>& body) {
     rc = body();
     out();
     impl_->writer->flush();
+    if (failed_) warn(failure_summary());
     if (!impl_->tmp_path.empty()) {
       std::FILE* f = impl_->out;
       impl_->out = stdout;
-      if (std::fclose(f) != 0)
-        throw FatalError(output_ + ": write error: " + std::strerror(errno));
+      if (std::fclose(f) != 0) throw FatalError(output_ + ": write error: " + std::strerror(errno));
       std::string tmp = std::move(impl_->tmp_path);
       impl_->tmp_path.clear();
       rename_into_place(tmp, output_);
@@ -341,8 +360,8 @@ int Tool::run(const std::function<int()>& body) {
   } catch (const BrokenPipe&) {
     return kExitOk;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(),
-                 e.what(), name_.c_str());
+    std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", name_.c_str(), e.what(),
+                 name_.c_str());
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
@@ -353,8 +372,33 @@ int Tool::run(const std::function<int()>& body) {
 bool Tool::shard_keeps(std::size_t index) const { return index % shard_n_ == shard_k_; }
 
 void Tool::count(const Record& r) {
-  if (has_error(r)) ++failed_;
   ++written_;
+  if (!has_error(r)) return;
+  ++failed_;
+  // The reason without the file it names: the text after the last ": ".
+  std::string reason = "error";
+  if (const auto* e = r.if_contains("error"); e && e->is_string()) {
+    std::string_view text = e->as_string();
+    auto colon = text.rfind(": ");
+    reason = std::string(colon == std::string_view::npos ? text : text.substr(colon + 2));
+  }
+  auto& reasons = impl_->reasons;
+  if (reasons.size() < 64 || reasons.count(reason)) ++reasons[reason];
+}
+
+std::string Tool::failure_summary() const {
+  if (!failed_) return "";
+  std::vector<std::pair<std::size_t, std::string>> top;
+  for (const auto& [reason, n] : impl_->reasons) top.emplace_back(n, reason);
+  std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
+  std::string s = std::to_string(failed_) + " of " + std::to_string(written_) + " record" +
+                  (written_ == 1 ? "" : "s") + " written with an error (";
+  for (std::size_t i = 0; i < top.size() && i < 3; ++i)
+    s += (i ? ", " : "") + std::to_string(top[i].first) + " " + top[i].second;
+  if (top.size() > 3) s += ", ...";
+  return s + ")";
 }
 
 void Tool::write(const Record& r) {
@@ -367,7 +411,38 @@ void Tool::emit(const Record& r) { write(r); }
 
 void Tool::for_each_input(const std::function<void(Record&)>& fn) {
   std::size_t index = 0;
+  auto image_record = [&](const std::string& image) {
+    Record r;
+    r["image"] = image;
+    if (shard_keeps(index++)) fn(r);
+  };
   for (const auto& path : inputs()) {
+    struct stat st {};
+    const bool named = path != "-" && ::stat(path.c_str(), &st) == 0;
+    if (named && S_ISDIR(st.st_mode)) {
+      // A folder: its images, found by content, recursively, in byte order.
+      std::vector<std::string> others;
+      std::size_t images = 0;
+      for (const auto& rel : list_files(path, [](std::string_view) { return true; })) {
+        const std::string file = join_path(path, rel);
+        if (has_image_signature(file)) {
+          ++images;
+          image_record(file);
+        } else {
+          others.push_back(rel);
+        }
+      }
+      if (images == 0 && others.empty()) warn(path + ": no image in this folder");
+      if (!others.empty())
+        warn(path + ": " + std::to_string(others.size()) + " file" +
+             (others.size() == 1 ? " is" : "s are") + " not an image and not read (" +
+             others.front() + (others.size() > 1 ? ", ..." : "") + ")");
+      continue;
+    }
+    if (named && S_ISREG(st.st_mode) && has_image_signature(path)) {
+      image_record(path);
+      continue;
+    }
     std::FILE* f = stdin;
     if (path != "-") {
       f = std::fopen(path.c_str(), "rb");
@@ -472,10 +547,20 @@ int Tool::map_batches(const std::function<void(std::vector<Record*>&)>& fn) {
 
 int Tool::map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
                       const std::function<void(std::vector<Record*>&, std::any&)>& process) {
+  return flat_map_batches(prepare, [&](std::vector<Record*>& live, std::any& prepared) {
+    process(live, prepared);
+    return Replacements{};
+  });
+}
+
+int Tool::flat_map_batches(
+    const std::function<std::any(std::vector<Record*>&)>& prepare,
+    const std::function<Replacements(std::vector<Record*>&, std::any&)>& process) {
   struct Batch {
     std::vector<Record> records;
     std::vector<Record*> live;  // into records (a moved vector keeps its buffer)
     std::any prepared;
+    Replacements replaced;  // per live record: what is written in its place
   };
   // Runs a step on the live records of a batch; a record-level exception
   // marks them all (the step's results are then dropped).
@@ -548,8 +633,18 @@ int Tool::map_batches(const std::function<std::any(std::vector<Record*>&)>& prep
         ready.pop_front();
         changed.notify_all();
       }
-      guarded(b, [&] { process(b.live, b.prepared); });
-      for (const auto& r : b.records) write(r);
+      guarded(b, [&] { b.replaced = process(b.live, b.prepared); });
+      if (!b.replaced.empty() && b.replaced.size() != b.live.size())
+        throw std::logic_error("flat_map_batches: one list of records per live record");
+      for (std::size_t i = 0, j = 0; i < b.records.size(); ++i) {
+        const bool live = j < b.live.size() && b.live[j] == &b.records[i];
+        if (live && !b.replaced.empty() && !b.replaced[j].empty()) {
+          for (const auto& o : b.replaced[j]) write(o);
+        } else {
+          write(b.records[i]);
+        }
+        if (live) ++j;
+      }
       impl_->writer->flush();
       n += b.records.size();
       progress(std::to_string(n) + " records");

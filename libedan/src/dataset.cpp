@@ -126,12 +126,6 @@ Record error_record(Record r, const std::string& message) {
   return r;
 }
 
-void require_dir(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::exists(dir, ec)) throw FatalError(dir + ": no such file or directory");
-  if (!fs::is_directory(dir, ec)) throw FatalError(dir + ": not a directory");
-}
-
 // --- layouts walking directories ----------------------------------------------
 
 void index_folders(const IndexOptions& opt, Layout layout, const std::string& root,
@@ -283,8 +277,8 @@ struct CsvFile {
       return false;
     }
     if (reader.too_long()) {
-      error = where() + "CSV line longer than " + std::to_string(reader.max_record_bytes()) +
-              " bytes";
+      error =
+          where() + "CSV line longer than " + std::to_string(reader.max_record_bytes()) + " bytes";
       return true;
     }
     try {
@@ -404,8 +398,9 @@ void index_ferplus(const IndexOptions& opt, const std::string& root,
                    const std::function<void(const Record&)>& emit) {
   const std::string dataset = dataset_name(opt, "ferplus");
   const auto& names = ferplus_category_names();
-  for (const auto& csv_path : csv_files(root, {"label.csv", "FER2013Train/label.csv",
-                                               "FER2013Valid/label.csv", "FER2013Test/label.csv"})) {
+  for (const auto& csv_path :
+       csv_files(root, {"label.csv", "FER2013Train/label.csv", "FER2013Valid/label.csv",
+                        "FER2013Test/label.csv"})) {
     const std::string folder = fs::path(csv_path).parent_path().string();
     const auto split = ferplus_split(fs::path(absolute_path(csv_path)).parent_path().string());
     CsvFile csv(csv_path, /*header=*/false);
@@ -439,11 +434,24 @@ void index_ferplus(const IndexOptions& opt, const std::string& root,
       r["votes"] = votes;
       if (auto target = ferplus_target(row.votes)) {
         boost::json::object t;
-        for (const auto& [label, p] : *target) t[label] = p;
+        for (const auto& [label, p] : *target) t[label] = json_number(p, 1e-6);
         r["target"] = t;
       }
       emit(r);
     }
+  }
+}
+
+// Every image under root, found by content (has_image_signature): no label.
+void index_unlabelled(const IndexOptions& opt, const std::string& root,
+                      const std::function<void(const Record&)>& emit) {
+  for (const auto& rel : list_files(root, [](std::string_view) { return true; })) {
+    const std::string image = join_path(root, rel);
+    if (!has_image_signature(image)) continue;
+    Record r;
+    r["image"] = image;
+    if (!opt.dataset.empty()) r["dataset"] = opt.dataset;
+    emit(r);
   }
 }
 
@@ -459,15 +467,16 @@ Layout parse_layout(std::string_view name) {
   if (name == "affectnet-csv") return Layout::kAffectnetCsv;
   if (name == "300w") return Layout::k300w;
   if (name == "ferplus") return Layout::kFerplus;
+  if (name == "unlabelled") return Layout::kUnlabelled;
   throw UsageError("unknown layout '" + std::string(name) +
-                   "' (expected folders, jaffe, ckplus, fer2013-csv, affectnet-csv, 300w or "
-                   "ferplus)");
+                   "' (expected folders, jaffe, ckplus, fer2013-csv, affectnet-csv, 300w, "
+                   "ferplus or unlabelled)");
 }
 
 void index_dataset(const IndexOptions& opt, const std::function<void(const Record&)>& emit) {
   const Layout layout = parse_layout(opt.layout);
   if (layout == Layout::kFer2013Csv && opt.out.empty())
-    throw UsageError("--layout fer2013-csv needs --out DIR for the PNGs it writes");
+    throw UsageError("--layout fer2013-csv needs --out-dir DIR for the PNGs it writes");
   if (opt.roots.empty()) throw UsageError("missing DIR");
   for (const auto& root : opt.roots) {
     switch (layout) {
@@ -488,6 +497,9 @@ void index_dataset(const IndexOptions& opt, const std::function<void(const Recor
       case Layout::kFerplus:
         index_ferplus(opt, root, emit);
         break;
+      case Layout::kUnlabelled:
+        index_unlabelled(opt, root, emit);
+        break;
     }
   }
 }
@@ -502,35 +514,6 @@ bool is_image_file(std::string_view path) {
                                       "tiff", "pgm",  "ppm", "webp"};
   std::string ext = lower(std::string_view(name).substr(dot + 1));
   return std::any_of(std::begin(kExts), std::end(kExts), [&](const char* e) { return ext == e; });
-}
-
-std::vector<std::string> list_files(const std::string& dir,
-                                    const std::function<bool(std::string_view)>& keep) {
-  require_dir(dir);
-  std::vector<std::string> out;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(dir, ec), end;
-  if (ec) throw FatalError(dir + ": cannot read: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    std::error_code fec;
-    if (!it->is_regular_file(fec)) continue;
-    std::string rel = it->path().lexically_relative(dir).generic_string();
-    if (keep(rel)) out.push_back(std::move(rel));
-  }
-  if (ec) {
-    std::string where = it != end ? it->path().generic_string() : dir;
-    throw FatalError(where + ": cannot read: " + ec.message());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string join_path(std::string_view dir, std::string_view rel) {
-  if (dir.empty() || dir == ".") return std::string(rel);
-  std::string out(dir);
-  if (out.back() != '/') out += '/';
-  return out + std::string(rel);
 }
 
 // --- folders and file names --------------------------------------------------
@@ -923,8 +906,8 @@ std::string affectnet_label(int expression) {
 
 const std::array<std::string, kFerplusCategories>& ferplus_category_names() {
   static const std::array<std::string, kFerplusCategories> names = {
-      "neutral", "happy",   "surprise", "sad",     "anger",
-      "disgust", "fear",    "contempt", "unknown", "not_face"};
+      "neutral", "happy", "surprise", "sad",     "anger",
+      "disgust", "fear",  "contempt", "unknown", "not_face"};
   return names;
 }
 
@@ -942,8 +925,8 @@ FerplusRow parse_ferplus_row(const std::vector<std::string>& fields) {
   for (std::size_t i = 0; i < kFerplusCategories; ++i) {
     auto v = to_long(trim(fields[2 + i]));
     if (!v || *v < 0 || *v > 10)
-      throw RecordError("vote count " + quote(fields[2 + i]) + " (" +
-                        ferplus_category_names()[i] + ") is not an integer 0..10");
+      throw RecordError("vote count " + quote(fields[2 + i]) + " (" + ferplus_category_names()[i] +
+                        ") is not an integer 0..10");
     row.votes[i] = static_cast<int>(*v);
     total += row.votes[i];
   }

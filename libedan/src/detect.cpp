@@ -176,15 +176,6 @@ const CascadeSpec kCascades[] = {
     {"lbp-improved", "lbpcascades/lbpcascade_frontalface_improved.xml", kCalibLbpImproved},
 };
 
-double round_to(double v, double step) { return std::round(v / step) * step; }
-
-// Whole numbers as JSON integers ("box": [74, 37, 137, 137]), others rounded.
-json::value json_number(double v, double step) {
-  double r = round_to(v, step);
-  if (r == std::floor(r) && std::fabs(r) < 9e15) return static_cast<std::int64_t>(r);
-  return r;
-}
-
 }  // namespace
 
 const std::vector<std::string>& detector_names() {
@@ -367,31 +358,52 @@ Shape FaceInput::to_output(Shape s, double model_size) const {
   return geometry ? geometry->to_source(s) : s;
 }
 
-FaceInput read_face(const Record& r, int size, FaceCropper* cropper) {
-  FaceInput f;
+boost::json::array box_json(const FaceBox& b) {
+  return {json_number(b.x, 0.01), json_number(b.y, 0.01), json_number(b.w, 0.01),
+          json_number(b.h, 0.01)};
+}
+
+std::vector<FaceInput> read_faces(const Record& r, int size, FaceCropper* cropper) {
   if (auto crop = get_string(r, "crop")) {
+    FaceInput f;
     cv::Mat gray = read_gray(*crop);
     f.pixels = resize_to_square(gray, size);
     f.geometry = get_crop_geometry(r);
     f.frame_size_x = f.geometry ? f.geometry->size : gray.cols;
     f.frame_size_y = f.geometry ? f.geometry->size : gray.rows;
-    return f;
+    return {std::move(f)};
   }
   auto image = get_string(r, "image");
   if (!image) throw RecordError("no \"crop\" or \"image\" field");
   if (!cropper) throw std::logic_error("read_face: a record without a crop needs a cropper");
-  auto found = cropper->crop(r);
+  auto found = cropper->crop(r);  // largest first
   if (found.empty()) throw RecordError(*image + ": no face found");
-  Face& face = found.front();  // largest first
-  f.pixels = resize_to_square(face.crop, size);
-  f.geometry = face.geometry;
-  f.frame_size_x = f.frame_size_y = face.geometry.size;
-  f.box = face.box;
-  f.fallback = face.fallback;
-  return f;
+  std::vector<FaceInput> out;
+  for (Face& face : found) {
+    FaceInput f;
+    f.pixels = resize_to_square(face.crop, size);
+    f.geometry = face.geometry;
+    f.frame_size_x = f.frame_size_y = face.geometry.size;
+    f.box = face.box;
+    f.score = face.score;
+    f.fallback = face.fallback;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+FaceInput read_face(const Record& r, int size, FaceCropper* cropper) {
+  return std::move(read_faces(r, size, cropper).front());
 }
 
 // --- cropper ----------------------------------------------------------------
+
+Fallback parse_fallback(const std::string& mode) {
+  if (mode == "none") return Fallback::kNone;
+  if (mode == "small") return Fallback::kSmall;
+  if (mode == "full") return Fallback::kFull;
+  throw UsageError("--fallback must be none, small or full (got '" + mode + "')");
+}
 
 FaceCropper::FaceCropper(const CropOptions& opt, std::shared_ptr<const Landmarker> landmarker)
     : opt_(opt), landmarker_(std::move(landmarker)) {
@@ -402,6 +414,11 @@ FaceCropper::FaceCropper(const CropOptions& opt, std::shared_ptr<const Landmarke
     throw UsageError("unknown landmark method '" + opt_.landmarks + "' (known: dlib, none)");
   detector_ = make_detector(opt_.detector, opt_.opencv_data_dir);
   if (opt_.landmarks == "dlib" && !landmarker_) landmarker_ = Landmarker::load(opt_.dlib_model);
+}
+
+bool FaceCropper::whole_image_allowed(const cv::Mat& gray) const {
+  return opt_.fallback == Fallback::kFull ||
+         (opt_.fallback == Fallback::kSmall && std::min(gray.cols, gray.rows) <= kSmallImageSide);
 }
 
 FaceCropper FaceCropper::clone() const { return FaceCropper(opt_, landmarker_); }
@@ -442,7 +459,7 @@ std::vector<Face> FaceCropper::crop(const cv::Mat& gray, const std::optional<Sha
       calib = detector_->calibration();
       dlib_style = detector_->name() == "dlib";
       if (dets.empty()) {
-        if (!opt_.fallback_full) throw RecordError("no face found");
+        if (!whole_image_allowed(gray)) throw RecordError("no face found");
         dets.push_back({{0, 0, double(gray.cols), double(gray.rows)}, 0.0});
         calib = kCalibNone;
         dlib_style = false;
@@ -495,7 +512,8 @@ Face FaceCropper::frame_by_detector(const cv::Mat& gray, const Shape& landmarks,
     f.score = best->score;
     f.geometry = geometry_from_box(best->box, calib, opt_.size);
   } else {
-    if (!opt_.fallback_full) throw RecordError("no detected face matches the record's landmarks");
+    if (!whole_image_allowed(gray))
+      throw RecordError("no detected face matches the record's landmarks");
     f.box = {0, 0, double(gray.cols), double(gray.rows)};
     f.score = 0;
     f.fallback = true;
@@ -565,8 +583,7 @@ std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std
     const Face& f = faces[i];
     Record o = r;
     o["face"] = static_cast<std::int64_t>(i);
-    o["box"] = json::array{json_number(f.box.x, 0.01), json_number(f.box.y, 0.01),
-                           json_number(f.box.w, 0.01), json_number(f.box.h, 0.01)};
+    o["box"] = box_json(f.box);
     // A face the record named (box or landmarks) keeps the record's score.
     bool given = r.contains("box") || r.contains("landmarks");
     if (!(given && r.contains("score"))) o["score"] = json_number(f.score, 1e-4);
@@ -586,7 +603,7 @@ std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std
 namespace edan {
 
 int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir) {
-  if (out_dir.empty()) throw UsageError("--out DIR is required (where the crops are written)");
+  if (out_dir.empty()) throw UsageError("--out-dir DIR is required (where the crops are written)");
   const std::size_t workers = static_cast<std::size_t>(std::max(1, tool.threads()));
   std::vector<FaceCropper> croppers;
   croppers.emplace_back(opt);
@@ -645,6 +662,14 @@ int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_
     });
     if (!batch.empty()) flush();
   });
+}
+
+void add_fallback_option(cli::Tool& tool, std::string* mode) {
+  tool.add({"--fallback"}, "MODE",
+           "when no face is found: none (an error record), small (the whole image if its "
+           "shorter side is at most 64 px, a face crop too small to detect; else an error), "
+           "or full (the whole image) (default: small)",
+           mode);
 }
 
 }  // namespace edan

@@ -115,11 +115,7 @@ json::array to_json(const std::vector<int>& v) {
   return a;
 }
 
-std::string fixed(double x, int digits = 3) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, x);
-  return buf;
-}
+std::string fixed(double x, int digits = 3) { return fixed_decimals(x, digits); }
 
 // Reads gradcam.landmark_activation: 68 finite numbers.
 std::vector<double> activation_of(const json::object& g) {
@@ -157,8 +153,7 @@ void write_emfacs_table(std::FILE* out, AuTable table, ReportFormat format) {
 }
 
 void AuOverlap::write(std::FILE* out, ReportFormat format) const {
-  write_text(out,
-             format == ReportFormat::kJson ? to_line(report_json()) + "\n" : report_markdown(),
+  write_text(out, format == ReportFormat::kJson ? to_line(report_json()) + "\n" : report_markdown(),
              /*flush=*/true);
 }
 

@@ -626,11 +626,7 @@ json::object report_to_json(const Report& rep) {
 
 namespace {
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
+std::string fixed(double v, int digits) { return fixed_decimals(v, digits); }
 std::string pct(const std::optional<double>& v, int digits = 1) {
   return v ? fixed(100 * *v, digits) : "–";
 }
@@ -802,13 +798,12 @@ void markdown_accuracy_tables(std::ostringstream& md, const Report& rep,
        << " |\n";
   }
 
-  markdown_paired_table(md, rep, rows, name,
-                        "\n### Against " + by + " = " + rep.options.baseline +
-                            " (paired: the records both scored)",
-                        "Acc. (%)", 1, [](const Comparison& c) {
-                          return PairedRow{c.n, c.accuracy, c.baseline_accuracy, c.difference,
-                                           c.difference_ci};
-                        });
+  markdown_paired_table(
+      md, rep, rows, name,
+      "\n### Against " + by + " = " + rep.options.baseline + " (paired: the records both scored)",
+      "Acc. (%)", 1, [](const Comparison& c) {
+        return PairedRow{c.n, c.accuracy, c.baseline_accuracy, c.difference, c.difference_ci};
+      });
 
   md << "\n### Recall per class (%)\n\n| " << by << " |";
   for (const auto& l : rep.labels) md << " " << l << " |";
@@ -846,13 +841,13 @@ void markdown_grouped(std::ostringstream& md, const Report& rep) {
          << pct(l.inter_ocular_stats.auc, 2) << " | " << pct(l.inter_ocular_stats.failure_rate, 2)
          << " |\n";
     }
-    markdown_paired_table(md, rep, rows, name,
-                          "\n#### Landmarks against " + by + " = " + rep.options.baseline +
-                              " (paired: the faces both scored; negative = lower error)",
-                          "NME inter-ocular (%)", 2, [](const Comparison& c) {
-                            return PairedRow{c.lm_n, c.nme, c.baseline_nme, c.nme_difference,
-                                             c.nme_difference_ci};
-                          });
+    markdown_paired_table(
+        md, rep, rows, name,
+        "\n#### Landmarks against " + by + " = " + rep.options.baseline +
+            " (paired: the faces both scored; negative = lower error)",
+        "NME inter-ocular (%)", 2, [](const Comparison& c) {
+          return PairedRow{c.lm_n, c.nme, c.baseline_nme, c.nme_difference, c.nme_difference_ci};
+        });
   }
 
   md << "\n### Skipped\n\n| " << by << " | records | skipped | reasons |"
@@ -921,7 +916,6 @@ std::string report_to_tsv(const Report& rep) {
   }
   return t.str();
 }
-
 
 std::string format_report(const Report& rep, ReportFormat format) {
   switch (format) {

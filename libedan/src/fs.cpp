@@ -3,15 +3,18 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "edan/error.hpp"
 
 namespace edan {
+namespace fs = std::filesystem;
 
 namespace {
 std::string errno_text() { return std::strerror(errno); }
@@ -83,6 +86,57 @@ void write_file_atomic(const std::string& path, std::string_view bytes, bool dur
       ::close(dfd);
     }
   }
+}
+
+std::vector<std::string> list_files(const std::string& dir,
+                                    const std::function<bool(std::string_view)>& keep) {
+  {
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) throw FatalError(dir + ": no such file or directory");
+    if (!fs::is_directory(dir, ec)) throw FatalError(dir + ": not a directory");
+  }
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, ec), end;
+  if (ec) throw FatalError(dir + ": cannot read: " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    std::string rel = it->path().lexically_relative(dir).generic_string();
+    if (keep(rel)) out.push_back(std::move(rel));
+  }
+  if (ec) {
+    std::string where = it != end ? it->path().generic_string() : dir;
+    throw FatalError(where + ": cannot read: " + ec.message());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string join_path(std::string_view dir, std::string_view rel) {
+  if (dir.empty() || dir == ".") return std::string(rel);
+  std::string out(dir);
+  if (out.back() != '/') out += '/';
+  return out + std::string(rel);
+}
+
+bool has_image_signature(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char b[12] = {};
+  in.read(reinterpret_cast<char*>(b), sizeof b);
+  const auto n = static_cast<std::size_t>(in.gcount());
+  auto starts = [&](std::initializer_list<unsigned char> magic, std::size_t at = 0) {
+    if (n < at + magic.size()) return false;
+    return std::equal(magic.begin(), magic.end(), b + at);
+  };
+  return starts({0xFF, 0xD8, 0xFF}) ||                                        // JPEG
+         starts({0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}) ||             // PNG
+         starts({'B', 'M'}) ||                                                // BMP
+         starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A}) ||  // TIFF
+         (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' &&              // PNM
+          (b[2] == ' ' || b[2] == '\n' || b[2] == '\r' || b[2] == '\t')) ||
+         (starts({'R', 'I', 'F', 'F'}) && starts({'W', 'E', 'B', 'P'}, 8));  // WebP
 }
 
 }  // namespace edan

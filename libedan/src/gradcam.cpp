@@ -213,13 +213,6 @@ cv::Mat tensor_to_mat(const torch::Tensor& map) {  // [H,W] float32 CPU contiguo
       .clone();
 }
 
-// Dividing by the exact power of ten (rather than multiplying by the step)
-// gives the double nearest the decimal, which prints short.
-double round_to(double v, double step) {
-  const double inv = std::round(1.0 / step);
-  return std::round(v * inv) / inv;
-}
-
 // A record's face (edan/detect.hpp read_face) and what names its outputs.
 struct GradFace {
   FaceInput in;
@@ -271,7 +264,7 @@ struct GradCam::Impl {
 GradCam::GradCam(const GradCamOptions& options) : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.opt = options;
-  if (m.opt.out.empty()) throw UsageError("--out DIR is required");
+  if (m.opt.out.empty()) throw UsageError("--out-dir DIR is required");
   if (m.opt.top_k < 1 || m.opt.top_k > static_cast<int>(kNumLandmarks))
     throw UsageError("--top-k must be in 1..68");
   static const char* const kLayers[] = {"conv1a", "conv1b", "conv2a", "conv2b",
@@ -312,7 +305,7 @@ GradFace GradCam::Impl::read(const Record& r) {
     CropOptions co;
     co.detector = opt.detector;
     co.size = static_cast<int>(size());
-    co.fallback_full = opt.fallback_full;
+    co.fallback = opt.fallback;
     cropper = std::make_unique<FaceCropper>(co);
   }
   GradFace f;
@@ -404,7 +397,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
     g["map"] = map_path;
     g["overlay"] = overlay_path;
     json::array ja, jt;
-    for (double a : act) ja.push_back(round_to(a, 1e-6));
+    for (double a : act) ja.push_back(json_number(a, 1e-6));
     for (int t : top) jt.push_back(t);
     g["landmark_activation"] = std::move(ja);
     g["top_landmarks"] = std::move(jt);

@@ -20,46 +20,21 @@
 
 namespace edan {
 
-namespace {
-
-// Dividing by the exact power of ten (rather than multiplying by the step)
-// gives the double nearest the decimal, which prints short: 0.135531, not
-// 0.13553099999999998.
-double round_to(double v, double step) {
-  const double inv = std::round(1.0 / step);
-  return std::round(v * inv) / inv;
-}
-
-// A rounded number, written as an integer when it is one ("32", not "3.2E1").
-boost::json::value json_number(double v, double step) {
-  double r = round_to(v, step);
-  if (r == std::trunc(r) && std::fabs(r) < 1e15) return static_cast<std::int64_t>(r);
-  return r;
-}
-
-boost::json::array box_json(const FaceBox& b) {
-  return {json_number(b.x, 0.01), json_number(b.y, 0.01), json_number(b.w, 0.01),
-          json_number(b.h, 0.01)};
-}
-
-}  // namespace
-
 FaceSourceFlags::FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector) {
   tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
            model);
   tool.add({"--detector"}, "NAME",
            "face detector for records without a crop, as edan-crop's (default: haar)", detector);
-  tool.add({"--fallback"}, "MODE",
-           "when no face is found: none (an error record) or full (the whole image) "
-           "(default: none)",
-           &fallback_);
+  add_fallback_option(tool, &fallback_);
 }
 
-bool FaceSourceFlags::fallback_full() const {
-  if (fallback_ != "none" && fallback_ != "full")
-    throw UsageError("--fallback must be none or full (got '" + fallback_ + "')");
-  return fallback_ == "full";
+bool parse_faces_option(const std::string& value) {
+  if (value != "all" && value != "largest")
+    throw UsageError("--faces must be all or largest (got '" + value + "')");
+  return value == "all";
 }
+
+Fallback FaceSourceFlags::fallback() const { return parse_fallback(fallback_); }
 
 // FaceCroppers are not thread-safe: a pool, each taken by one worker at a time.
 struct Predictor::Croppers {
@@ -107,9 +82,9 @@ Predictor::Croppers& Predictor::croppers() {
   if (!croppers_) {
     CropOptions opt;
     opt.detector = options_.detector;
-    opt.fallback_full = options_.fallback_full;
+    opt.fallback = options_.fallback;
     opt.size = static_cast<int>(size());
-    opt.max_faces = 0;
+    opt.max_faces = options_.all_faces ? 0 : 1;
     auto c = std::make_unique<Croppers>();
     c->free.push_back(std::make_unique<FaceCropper>(opt));
     croppers_ = std::move(c);
@@ -197,12 +172,12 @@ torch::Tensor to_pixels(const std::vector<const cv::Mat*>& faces, std::int64_t s
 }  // namespace
 
 struct Predictor::BatchFaces {
-  std::vector<FaceInput> faces;     // per record of the batch
-  std::vector<std::string> errors;  // per record; empty: read
+  std::vector<std::vector<FaceInput>> faces;  // per record of the batch, largest first
+  std::vector<std::string> errors;            // per record; empty: read
 };
 
-void Predictor::annotate(std::vector<Record*>& batch) {
-  annotate(batch, *read_faces(batch));
+Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch) {
+  return annotate(batch, *read_faces(batch));
 }
 
 std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<Record*>& batch) {
@@ -226,11 +201,11 @@ std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<R
       const Record& r = *batch[static_cast<std::size_t>(i)];
       try {
         if (r.contains("crop")) {
-          faces[static_cast<std::size_t>(i)] = read_face(r, si, nullptr);
+          faces[static_cast<std::size_t>(i)] = edan::read_faces(r, si, nullptr);
         } else {
           auto cropper = pool->take();
           try {
-            faces[static_cast<std::size_t>(i)] = read_face(r, si, cropper.get());
+            faces[static_cast<std::size_t>(i)] = edan::read_faces(r, si, cropper.get());
           } catch (...) {
             pool->give(std::move(cropper));
             throw;
@@ -245,42 +220,57 @@ std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<R
   return read;
 }
 
-void Predictor::annotate(std::vector<Record*>& batch, BatchFaces& read) {
+Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch, BatchFaces& read) {
   if (read.faces.size() != batch.size())
     throw std::invalid_argument("annotate: faces read for another batch");
   const std::int64_t s = size();
-  const auto& faces = read.faces;
   const auto& errors = read.errors;
-  std::vector<std::size_t> live;
+  // Every face of every readable record, in one forward pass.
+  std::vector<std::pair<std::size_t, std::size_t>> where;  // (record, face)
   std::vector<const cv::Mat*> pixels;
-  for (std::size_t i = 0; i < faces.size(); ++i) {
-    if (errors[i].empty()) {
-      live.push_back(i);
-      pixels.push_back(&faces[i].pixels);
-    } else {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!errors[i].empty()) {
       set_error(*batch[i], errors[i]);
+      continue;
+    }
+    for (std::size_t k = 0; k < read.faces[i].size(); ++k) {
+      where.emplace_back(i, k);
+      pixels.push_back(&read.faces[i][k].pixels);
     }
   }
-  if (live.empty()) return;
+  Expanded expanded(batch.size());
+  if (where.empty()) return expanded;
   auto o = forward(to_pixels(pixels, s, input_));
   auto pa = o.probs.accessor<double, 2>();
   auto ka = o.labels.accessor<std::int64_t, 1>();
   auto la = o.landmarks.accessor<double, 3>();
   std::vector<double> probs(static_cast<std::size_t>(o.probs.size(1)));
   Shape points(static_cast<std::size_t>(o.landmarks.size(1)));
-  for (std::size_t j = 0; j < live.size(); ++j) {
-    const FaceInput& f = faces[live[j]];
-    Record& r = *batch[live[j]];
-    const auto i = static_cast<std::int64_t>(j);
-    for (std::size_t c = 0; c < probs.size(); ++c) probs[c] = pa[i][static_cast<std::int64_t>(c)];
-    for (std::size_t k = 0; k < points.size(); ++k)
-      points[k] = {la[i][static_cast<std::int64_t>(k)][0], la[i][static_cast<std::int64_t>(k)][1]};
-    set_prediction(r, meta().config.labels, static_cast<int>(ka[i]), probs,
+  for (std::size_t j = 0; j < where.size(); ++j) {
+    const auto [i, k] = where[j];
+    const FaceInput& f = read.faces[i][k];
+    const bool several = read.faces[i].size() > 1;
+    if (several && k == 0) expanded[i].assign(read.faces[i].size(), *batch[i]);
+    Record& r = several ? expanded[i][k] : *batch[i];
+    const auto row = static_cast<std::int64_t>(j);
+    for (std::size_t c = 0; c < probs.size(); ++c) probs[c] = pa[row][static_cast<std::int64_t>(c)];
+    for (std::size_t q = 0; q < points.size(); ++q)
+      points[q] = {la[row][static_cast<std::int64_t>(q)][0],
+                   la[row][static_cast<std::int64_t>(q)][1]};
+    if (f.box) {
+      // Detected here: the fields edan-crop's records carry.
+      r["face"] = static_cast<std::int64_t>(k);
+      r["box"] = box_json(*f.box);
+      // A face the record named (box or landmarks) keeps the record's score.
+      if (!((r.contains("box") || r.contains("landmarks")) && r.contains("score")))
+        r["score"] = json_number(f.score, 1e-4);
+      if (f.fallback) r["fallback"] = true;
+    }
+    set_prediction(r, meta().config.labels, static_cast<int>(ka[row]), probs,
                    f.to_output(points, static_cast<double>(s)));
-    auto& pred = r["pred"].as_object();
-    if (f.box) pred["box"] = box_json(*f.box);
-    if (f.fallback) pred["fallback"] = true;
+    if (several && k == 0) *batch[i] = r;
   }
+  return expanded;
 }
 
 std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows, int cols) {
@@ -320,11 +310,18 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
 
 int annotate_records(cli::Tool& tool, Predictor& predictor) {
   using Faces = std::shared_ptr<Predictor::BatchFaces>;
-  return tool.map_batches(
+  return tool.flat_map_batches(
       [&](std::vector<Record*>& batch) -> std::any { return predictor.read_faces(batch); },
       [&](std::vector<Record*>& batch, std::any& faces) {
-        predictor.annotate(batch, *std::any_cast<Faces&>(faces));
+        return predictor.annotate(batch, *std::any_cast<Faces&>(faces));
       });
+}
+
+void check_video_source(const VideoSource& source, bool record_arguments) {
+  if (source.camera < -1) throw UsageError("--camera must be a camera index, 0 or more");
+  if (source.every < 1) throw UsageError("--every must be at least 1");
+  if ((!source.file.empty() || source.camera >= 0) && record_arguments)
+    throw UsageError("--video and --camera read frames, not records: drop the FILE arguments");
 }
 
 void predict_video(Predictor& predictor, const VideoSource& source,

@@ -1,12 +1,11 @@
 #include "edan/record.hpp"
 
 #include <algorithm>
-#include <charconv>
+#include <boost/json/basic_parser_impl.hpp>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
-
-#include <boost/json/basic_parser_impl.hpp>
 
 #include "edan/error.hpp"
 
@@ -297,9 +296,7 @@ std::optional<Shape> get_shape(const Record& r, std::string_view key) {
   auto it = r.find(key);
   if (it == r.end() || it->value().is_null()) return std::nullopt;
   const std::string name(key);
-  auto bad = [&](const std::string& why) {
-    return RecordError("field \"" + name + "\": " + why);
-  };
+  auto bad = [&](const std::string& why) { return RecordError("field \"" + name + "\": " + why); };
   if (!it->value().is_array()) throw bad("must be an array of 68 [x, y] pairs");
   const auto& arr = it->value().as_array();
   if (arr.size() != kNumLandmarks)
@@ -308,7 +305,8 @@ std::optional<Shape> get_shape(const Record& r, std::string_view key) {
   s.reserve(kNumLandmarks);
   for (std::size_t i = 0; i < arr.size(); ++i) {
     const auto& p = arr[i];
-    if (!p.is_array() || p.as_array().size() != 2) throw bad("point " + std::to_string(i) + " is not an [x, y] pair");
+    if (!p.is_array() || p.as_array().size() != 2)
+      throw bad("point " + std::to_string(i) + " is not an [x, y] pair");
     auto x = number_of(p.as_array()[0]);
     auto y = number_of(p.as_array()[1]);
     if (!x || !y) throw bad("point " + std::to_string(i) + " is not numeric");
@@ -319,12 +317,27 @@ std::optional<Shape> get_shape(const Record& r, std::string_view key) {
   return s;
 }
 
+json::value json_number(double v, double step) {
+  // Dividing by the exact power of ten (rather than multiplying by the
+  // step) gives the double nearest the decimal.
+  const double inv = std::round(1.0 / step);
+  const double r = std::round(v * inv) / inv;
+  if (r == std::trunc(r) && std::fabs(r) < 1e15) return static_cast<std::int64_t>(r);
+  return r;
+}
+
+std::string fixed_decimals(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
 json::array shape_to_json(const Shape& s) {
   json::array a;
   a.reserve(s.size());
   for (const auto& p : s) {
     // Two decimals: sub-pixel precision without bloating the records.
-    a.push_back(json::array{std::round(p.x * 100) / 100, std::round(p.y * 100) / 100});
+    a.push_back(json::array{json_number(p.x, 0.01), json_number(p.y, 0.01)});
   }
   return a;
 }

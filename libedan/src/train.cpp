@@ -21,9 +21,9 @@
 #include <stdexcept>
 
 #include "edan/augment.hpp"
+#include "edan/detect.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
-#include "edan/detect.hpp"
 #include "edan/image.hpp"
 #include "edan/version.hpp"
 
@@ -359,7 +359,7 @@ ModelConfig train_config(const TrainOptions& opt) {
   ModelConfig c = preset_config(opt.preset);
   if (opt.size > 0) c.size = opt.size;
   if (!opt.widths.empty()) c.widths = opt.widths;
-  if (opt.stages > 0) c.stages = opt.stages;
+  if (opt.stages != -1) c.stages = opt.stages;
   if (opt.dropout >= 0) c.dropout = opt.dropout;
   c.labels = class_names(parse_class_set(opt.classes));
   check_config(c);
@@ -386,6 +386,7 @@ void check_options(const TrainOptions& opt) {
     throw UsageError("--input-norm must be dataset, image or histeq");
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
   if (opt.batch < 2) throw UsageError("--batch must be at least 2 (BatchNorm)");
+  if (opt.stages != -1 && opt.stages < 1) throw UsageError("--stages must be at least 1");
 }
 
 std::string dir_of(const std::string& path) {
@@ -595,7 +596,8 @@ class BatchMaker {
     b.has_landmarks = set_.has_landmarks.index_select(0, idx).to(device_);
     b.labels = set_.labels.index_select(0, idx).to(device_);
     // Sets built without soft targets train on their hard labels.
-    b.targets = (set_.targets.defined() ? set_.targets : set_.labels).index_select(0, idx).to(device_);
+    b.targets =
+        (set_.targets.defined() ? set_.targets : set_.labels).index_select(0, idx).to(device_);
     return b;
   }
 
@@ -698,8 +700,8 @@ std::int64_t init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions&
   meta.input_mean = init.meta.input_mean;
   meta.input_std = init.meta.input_std;
   if (init.meta.input_norm != meta.input_norm)
-    throw UsageError("--init " + opt.init + ": it normalises input by '" +
-                     init.meta.input_norm + "', this run by '" + meta.input_norm + "'");
+    throw UsageError("--init " + opt.init + ": it normalises input by '" + init.meta.input_norm +
+                     "', this run by '" + meta.input_norm + "'");
   return k;
 }
 
@@ -716,11 +718,7 @@ void set_modes(EmotionalDan& model, std::int64_t s) {
   for (std::int64_t j = 0; j < s; ++j) model->stage(j)->eval();
 }
 
-std::string fmt(double v, int prec = 4) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
+std::string fmt(double v, int prec = 4) { return fixed_decimals(v, prec); }
 
 std::string duration(double s) {
   long t = static_cast<long>(s + 0.5);

@@ -58,7 +58,7 @@ landmarks_carried() {
   run edan-crop --help
   [ "$status" -eq 0 ]
   [[ "$output" == "Usage: edan-crop [OPTION]... [FILE]..."* ]]
-  for opt in --out --detector --landmarks --refit --frame --size --fallback --max-faces --threads --output; do
+  for opt in --out-dir --detector --landmarks --refit --frame --size --fallback --max-faces --threads --output; do
     [[ "$output" == *"$opt"* ]] || { echo "missing $opt"; return 1; }
   done
   [[ "$output" == *"haar, haar-default, haar-alt, haar-alt2, lbp, lbp-improved, dlib, none"* ]]
@@ -70,21 +70,21 @@ landmarks_carried() {
   [[ "$output" == "edan-crop (edan) "* ]]
 }
 
-@test "usage errors exit 2: bad flag, no --out, bad detector, fallback, landmarks, size" {
+@test "usage errors exit 2: bad flag, no --out-dir, bad detector, fallback, landmarks, size" {
   run --separate-stderr edan-crop --no-such-flag
   [ "$status" -eq 2 ]
   [[ "$stderr" == *"Try 'edan-crop --help'"* ]]
   run edan-crop < /dev/null
   [ "$status" -eq 2 ]
-  [[ "$output" == *"--out DIR is required"* ]]
-  run edan-crop --out C --detector nope < /dev/null
+  [[ "$output" == *"--out-dir DIR is required"* ]]
+  run edan-crop --out-dir C --detector nope < /dev/null
   [ "$status" -eq 2 ]
   [[ "$output" == *"unknown detector 'nope'"* ]]
-  run edan-crop --out C --fallback maybe < /dev/null
+  run edan-crop --out-dir C --fallback maybe < /dev/null
   [ "$status" -eq 2 ]
-  run edan-crop --out C --landmarks magic < /dev/null
+  run edan-crop --out-dir C --landmarks magic < /dev/null
   [ "$status" -eq 2 ]
-  run edan-crop --out C --size 4 < /dev/null
+  run edan-crop --out-dir C --size 4 < /dev/null
   [ "$status" -eq 2 ]
   [[ "$output" == *"--size must be between 8 and 4096"* ]]
   [ ! -e C ]
@@ -92,7 +92,7 @@ landmarks_carried() {
 
 @test "--detector none: the whole image is the face, crop is a --size gray PNG" {
   make_image ramp 64 48 ramp.png
-  echo '{"image":"ramp.png","label":"happy"}' | edan-crop --out C --detector none --size 32 > out.jsonl
+  echo '{"image":"ramp.png","label":"happy"}' | edan-crop --out-dir C --detector none --size 32 > out.jsonl
   run cat out.jsonl
   [ "${#lines[@]}" -eq 1 ]
   [[ "$output" == '{"image":"ramp.png","label":"happy","face":0,"box":[0,0,64,48],"score":1,"crop":"C/ramp.png.0.png","crop_transform":['*'],"crop_size":32}' ]]
@@ -106,9 +106,9 @@ landmarks_carried() {
   make_image ramp 40 40 a.png
   make_image ramp 50 30 b.png
   printf 'a.png\nb.png\n' > list
-  edan-crop --out C --detector none --size 16 < list > none.jsonl
-  edan-crop --out C --detector none --size 16 - < list > dash.jsonl
-  edan-crop --out C --detector none --size 16 list > file.jsonl
+  edan-crop --out-dir C --detector none --size 16 < list > none.jsonl
+  edan-crop --out-dir C --detector none --size 16 - < list > dash.jsonl
+  edan-crop --out-dir C --detector none --size 16 list > file.jsonl
   [ "$(count_lines none.jsonl)" -eq 2 ]
   cmp none.jsonl dash.jsonl
   cmp none.jsonl file.jsonl
@@ -120,7 +120,7 @@ landmarks_carried() {
   require_data 300w-subset
   helen_record > in.jsonl
   [ "$(count_lines in.jsonl)" -eq 1 ]
-  edan-crop --out C --size 96 --landmarks dlib in.jsonl > out.jsonl
+  edan-crop --out-dir C --size 96 --landmarks dlib in.jsonl > out.jsonl
   [ "$(count_lines out.jsonl)" -eq 1 ]
   crop=$(grep -oE '"crop":"[^"]*"' out.jsonl | cut -d'"' -f4)
   [[ "$crop" == C/*"/$HELEN/$FACE_STEM.jpg.0.png" ]]
@@ -135,9 +135,9 @@ landmarks_carried() {
 @test "--frame detector: a record's landmarks choose the detected face, which frames the crop; they are carried into it" {
   require_data 300w-subset
   helen_record > in.jsonl
-  edan-crop --out C --frame detector in.jsonl > framed.jsonl
-  edan-crop --out D in.jsonl > aligned.jsonl
-  cut -d'"' -f4 in.jsonl | edan-crop --out E > detected.jsonl
+  edan-crop --out-dir C --frame detector in.jsonl > framed.jsonl
+  edan-crop --out-dir D in.jsonl > aligned.jsonl
+  cut -d'"' -f4 in.jsonl | edan-crop --out-dir E > detected.jsonl
   # The frame is the detector's (the same transform as for the bare path),
   # not the landmark alignment.
   [ "$(array_of crop_transform < framed.jsonl)" = "$(array_of crop_transform < detected.jsonl)" ]
@@ -150,16 +150,16 @@ landmarks_carried() {
   require_data 300w-subset
   make_image flat 256 256 128 flat.png
   helen_record | sed -E 's#"image":"[^"]*"#"image":"flat.png"#' > in.jsonl
-  run --separate-stderr edan-crop --out C --frame detector in.jsonl
+  run --separate-stderr edan-crop --out-dir C --frame detector in.jsonl
   [ "$status" -eq 1 ]
   [[ "$output" == *'"error":"flat.png: no detected face matches the record'"'"'s landmarks"}' ]]
   [ ! -e C/flat.png.0.png ]
-  run --separate-stderr edan-crop --out C --frame detector --fallback full in.jsonl
+  run --separate-stderr edan-crop --out-dir C --frame detector --fallback full in.jsonl
   [ "$status" -eq 0 ]
   [[ "$output" == *'"box":[0,0,256,256],"score":0,'*'"fallback":true}' ]]
   echo "$output" | array_of landmarks > pts
   [ "$(count_lines pts)" -eq 136 ]
-  run edan-crop --out C --frame box < /dev/null
+  run edan-crop --out-dir C --frame box < /dev/null
   [ "$status" -eq 2 ]
   [[ "$output" == *"--frame must be landmarks or detector (got 'box')"* ]]
 }
@@ -167,7 +167,7 @@ landmarks_carried() {
 @test "a bare path is detected and fitted with dlib: one face, 68 landmarks, eyes where the template puts them" {
   require_data 300w-subset
   echo "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" |
-    edan-crop --out C --size 64 --landmarks dlib > out.jsonl
+    edan-crop --out-dir C --size 64 --landmarks dlib > out.jsonl
   [ "$(count_lines out.jsonl)" -eq 1 ]
   grep -q '"face":0,"box":\[' out.jsonl
   run array_of landmarks < out.jsonl
@@ -185,34 +185,51 @@ landmarks_carried() {
 @test "several faces give several records, crops named by face" {
   require_data 300w-subset
   make_image pair "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" pair.png
-  echo pair.png | edan-crop --out C > out.jsonl
+  echo pair.png | edan-crop --out-dir C > out.jsonl
   run cat out.jsonl
   [ "${#lines[@]}" -eq 2 ]
   [[ "${lines[0]}" == '{"image":"pair.png","face":0,'*'"crop":"C/pair.png.0.png"'* ]]
   [[ "${lines[1]}" == '{"image":"pair.png","face":1,'*'"crop":"C/pair.png.1.png"'* ]]
   [ -f C/pair.png.0.png ] && [ -f C/pair.png.1.png ]
   # --max-faces keeps the largest.
-  echo pair.png | edan-crop --out D --max-faces 1 > one.jsonl
+  echo pair.png | edan-crop --out-dir D --max-faces 1 > one.jsonl
   [ "$(count_lines one.jsonl)" -eq 1 ]
 }
 
 @test "no face: an error record (exit 1), or with --fallback full the whole image" {
-  make_image flat 80 60 128 flat.png
-  run --separate-stderr edan-crop --out C <<< flat.png
+  make_image flat 100 80 128 flat.png
+  run --separate-stderr edan-crop --out-dir C <<< flat.png
   [ "$status" -eq 1 ]
   [ "$output" = '{"image":"flat.png","error":"flat.png: no face found"}' ]
   [ ! -e C/flat.png.0.png ]
-  run --separate-stderr edan-crop --out C --fallback full <<< flat.png
+  run --separate-stderr edan-crop --out-dir C --fallback full <<< flat.png
   [ "$status" -eq 0 ]
-  [[ "$output" == '{"image":"flat.png","face":0,"box":[0,0,80,60],"score":0,"crop":"C/flat.png.0.png",'*'"crop_size":64,"fallback":true}' ]]
+  [[ "$output" == '{"image":"flat.png","face":0,"box":[0,0,100,80],"score":0,"crop":"C/flat.png.0.png",'*'"crop_size":64,"fallback":true}' ]]
   [ "$(png_header C/flat.png.0.png)" = "64 64 8 0" ]
+}
+
+@test "a face crop too small to detect (48 px, FER2013's size) is taken whole; one line on stderr counts the failures" {
+  make_image flat 48 48 128 fer.png
+  make_image flat 100 80 128 flat.png
+  run --separate-stderr edan-crop --out-dir C --size 48 fer.png flat.png
+  [ "$status" -eq 1 ]
+  [ "${#lines[@]}" -eq 2 ]
+  [[ "${lines[0]}" == '{"image":"fer.png","face":0,"box":[0,0,48,48],"score":0,"crop":"C/fer.png.0.png",'*'"fallback":true}' ]]
+  [ "${lines[1]}" = '{"image":"flat.png","error":"flat.png: no face found"}' ]
+  [ "$stderr" = "edan-crop: 1 of 2 records written with an error (1 no face found)" ]
+  # --fallback none: the small image is an error too.
+  run --separate-stderr edan-crop --out-dir C --fallback none fer.png
+  [ "$status" -eq 1 ]
+  run --separate-stderr edan-crop --out-dir C --fallback small --quiet flat.png
+  [ "$status" -eq 1 ]
+  [ -z "$stderr" ]
 }
 
 @test "crops of equal file names in different folders never collide" {
   mkdir -p a b
   make_image ramp 20 20 a/x.png
   make_image flat 20 20 9 b/x.png
-  printf 'a/x.png\nb/x.png\n./a/../b/x.png\n' | edan-crop --out C --detector none --size 8 > out.jsonl
+  printf 'a/x.png\nb/x.png\n./a/../b/x.png\n' | edan-crop --out-dir C --detector none --size 8 > out.jsonl
   run cat out.jsonl
   [[ "${lines[0]}" == *'"crop":"C/a/x.png.0.png"'* ]]
   [[ "${lines[1]}" == *'"crop":"C/b/x.png.0.png"'* ]]
@@ -237,7 +254,7 @@ trunc.png
 {"label":"fear"}
 good1.png
 EOF
-  run --separate-stderr edan-crop --out C --detector none --size 16 --threads 2 in.jsonl
+  run --separate-stderr edan-crop --out-dir C --detector none --size 16 --threads 2 in.jsonl
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 8 ]
   [[ "${lines[0]}" == '{"image":"good1.png","face":0,'* && "${lines[0]}" != *error* ]]
@@ -250,14 +267,14 @@ EOF
   [[ "${lines[7]}" == '{"image":"good1.png","face":0,'* && "${lines[7]}" != *error* ]]
   [ "$(png_header C/good2.jpg.0.png)" = "16 16 8 0" ]
   # The same good lines alone: exit 0.
-  grep -E '^(good1.png|\{"image":"good2)' in.jsonl | edan-crop --out C --detector none --size 16 > ok.jsonl
+  grep -E '^(good1.png|\{"image":"good2)' in.jsonl | edan-crop --out-dir C --detector none --size 16 > ok.jsonl
   [ "$(count_lines ok.jsonl)" -eq 3 ]
 }
 
 @test "records arriving with an error pass through untouched; -o writes the records" {
   make_image ramp 20 20 x.png
   printf '%s\n' '{"image":"x.png","error":"earlier"}' x.png |
-    edan-crop --out C --detector none --size 8 -o out.jsonl && status=0 || status=$?
+    edan-crop --out-dir C --detector none --size 8 -o out.jsonl && status=0 || status=$?
   [ "$status" -eq 1 ]
   run cat out.jsonl
   [ "${lines[0]}" = '{"image":"x.png","error":"earlier"}' ]
@@ -268,8 +285,8 @@ EOF
   require_data fer2013
   img=$(ls "$EDAN_DATA"/fer2013/test/happy/*.jpg | head -1)
   printf '{"image":"%s"}\n' "$img" > in.jsonl
-  edan-crop --out C --detector none --landmarks dlib --frame detector in.jsonl > whole.jsonl
-  edan-crop --out D --detector none --landmarks dlib in.jsonl > aligned.jsonl
+  edan-crop --out-dir C --detector none --landmarks dlib --frame detector in.jsonl > whole.jsonl
+  edan-crop --out-dir D --detector none --landmarks dlib in.jsonl > aligned.jsonl
   # 48 px image -> 64 px crop: scale 4/3, no rotation, pixel centres kept.
   [ "$(array_of crop_transform < whole.jsonl | tr "\n" " ")" = "1.3333333333333333 0.0 0.16666666666666785 0.16666666666666785 " ]
   [ "$(array_of crop_transform < aligned.jsonl)" != "$(array_of crop_transform < whole.jsonl)" ]

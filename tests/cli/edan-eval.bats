@@ -200,8 +200,8 @@ EOF
   run make -f "$mk" -n MODEL=m.edan CKPLUS=ck JAFFE=jf FER2013=fer2013.csv
   [ "$status" -eq 0 ]
   [[ "$output" == *"edan-index --layout ckplus --dataset ckplus"*" ck "* ]]
-  [[ "$output" == *"edan-index --layout fer2013-csv --dataset fer2013 --out out/fer2013-png"* ]]
-  [[ "$output" == *"edan-crop --out out/crops/jaffe --detector haar"* ]]
+  [[ "$output" == *"edan-index --layout fer2013-csv --dataset fer2013 --out-dir out/fer2013-png"* ]]
+  [[ "$output" == *"edan-crop --out-dir out/crops/jaffe --detector haar"* ]]
   [[ "$output" == *"edan-predict -m m.edan"* ]]
   [[ "$output" == *"edan-eval --classes 7 --group-by dataset"* ]]
   [[ "$output" == *"edan-eval --classes 3 --group-by dataset"* ]]

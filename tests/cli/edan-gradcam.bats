@@ -20,7 +20,7 @@ setup() {
   run edan-gradcam --help
   [ "$status" -eq 0 ]
   [[ "$output" == "Usage: edan-gradcam [OPTION]... [FILE]..."* ]]
-  for opt in --model --out --layer --class --mean --frontal-eps --top-k --batch --threads --device; do
+  for opt in --model --out-dir --layer --class --mean --frontal-eps --top-k --batch --threads --device; do
     [[ "$output" == *"$opt"* ]] || { echo "missing $opt"; return 1; }
   done
   run edan-gradcam --version
@@ -34,19 +34,19 @@ setup() {
   [[ "$output" == *"Try 'edan-gradcam --help'"* ]]
   run edan-gradcam -m model.edan < /dev/null
   [ "$status" -eq 2 ]
-  [[ "$output" == *"--out"* ]]
-  run edan-gradcam -m model.edan --out cams --layer conv5a < /dev/null
+  [[ "$output" == *"--out-dir"* ]]
+  run edan-gradcam -m model.edan --out-dir cams --layer conv5a < /dev/null
   [ "$status" -eq 2 ]
-  run edan-gradcam -m model.edan --out cams --class bored < /dev/null
+  run edan-gradcam -m model.edan --out-dir cams --class bored < /dev/null
   [ "$status" -eq 2 ]
-  run edan-gradcam -m model.edan --out cams --class contempt < /dev/null
+  run edan-gradcam -m model.edan --out-dir cams --class contempt < /dev/null
   [ "$status" -eq 2 ]
   [[ "$output" == *"not one of the model's classes"* ]]
 }
 
 @test "a good record round trip: files, gradcam fields, 68 activations, pred" {
   echo '{"crop":"face.png","label":"happy","subject":"s1"}' > in.jsonl
-  run --separate-stderr edan-gradcam -m model.edan --out cams in.jsonl
+  run --separate-stderr edan-gradcam -m model.edan --out-dir cams in.jsonl
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -c 'keys_unsorted')" = '["crop","label","subject","pred","gradcam"]' ]
   [ "$(echo "$output" | jq -c '.gradcam | keys_unsorted')" = \
@@ -74,30 +74,30 @@ setup() {
 
 @test "--class label and NAME, --layer conv4b, an existing pred is kept" {
   echo '{"crop":"face.png","label":"SA","pred":{"label":"x"}}' > in.jsonl
-  run edan-gradcam -m model.edan --out cams --class label --layer conv4b in.jsonl
+  run edan-gradcam -m model.edan --out-dir cams --class label --layer conv4b in.jsonl
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r '.gradcam.class + " " + .gradcam.layer + " " + .pred.label')" = "sad conv4b x" ]
-  run edan-gradcam -m model.edan --out cams --class surprise in.jsonl
+  run edan-gradcam -m model.edan --out-dir cams --class surprise in.jsonl
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r .gradcam.class)" = surprise ]
 }
 
 @test "maps of two classes of the same face differ" {
   echo '{"crop":"face.png"}' > in.jsonl
-  edan-gradcam -m model.edan --out a --class happy in.jsonl > a.jsonl
-  edan-gradcam -m model.edan --out b --class anger in.jsonl > b.jsonl
+  edan-gradcam -m model.edan --out-dir a --class happy in.jsonl > a.jsonl
+  edan-gradcam -m model.edan --out-dir b --class anger in.jsonl > b.jsonl
   [ "$(jq -c .gradcam.landmark_activation a.jsonl)" != "$(jq -c .gradcam.landmark_activation b.jsonl)" ]
   ! cmp -s a/face.png.0.conv4a.happy.map.png b/face.png.0.conv4a.anger.map.png
 }
 
 @test "stdin via - and via nothing; bare image paths with --detector none" {
-  run sh -c 'echo "{\"crop\":\"face.png\"}" | edan-gradcam -m model.edan --out cams -'
+  run sh -c 'echo "{\"crop\":\"face.png\"}" | edan-gradcam -m model.edan --out-dir cams -'
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq '.gradcam.landmark_activation | length')" -eq 68 ]
-  run sh -c 'echo "{\"crop\":\"face.png\"}" | edan-gradcam -m model.edan --out cams'
+  run sh -c 'echo "{\"crop\":\"face.png\"}" | edan-gradcam -m model.edan --out-dir cams'
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq '.gradcam.landmark_activation | length')" -eq 68 ]
-  run sh -c 'ls face.png | edan-gradcam -m model.edan --out cams --detector none'
+  run sh -c 'ls face.png | edan-gradcam -m model.edan --out-dir cams --detector none'
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r .image)" = face.png ]
   [ -f "$(echo "$output" | jq -r .gradcam.overlay)" ]
@@ -115,7 +115,7 @@ setup() {
 {"crop":"face.png","n":7,"label":"contempt"}
 {"crop":"face.png","n":8,"label":"happy"}
 EOF
-  run --separate-stderr edan-gradcam -m model.edan --out cams --class label --batch 3 in.jsonl
+  run --separate-stderr edan-gradcam -m model.edan --out-dir cams --class label --batch 3 in.jsonl
   [ "$status" -eq 1 ]
   [ "$(echo "$output" | wc -l)" -eq 8 ]
   [ "$(echo "$output" | jq -c '[.n, has("gradcam"), has("error")]' | tr -d '\n')" = \
@@ -128,8 +128,8 @@ EOF
 
 @test "batch size does not change the activations" {
   for i in 1 2 3; do echo "{\"crop\":\"face.png\",\"face\":$i}"; done > in.jsonl
-  edan-gradcam -m model.edan --out c1 --batch 1 in.jsonl > b1.jsonl
-  edan-gradcam -m model.edan --out c3 --batch 3 in.jsonl > b3.jsonl
+  edan-gradcam -m model.edan --out-dir c1 --batch 1 in.jsonl > b1.jsonl
+  edan-gradcam -m model.edan --out-dir c3 --batch 3 in.jsonl > b3.jsonl
   [ "$(jq -n --slurpfile a b1.jsonl --slurpfile b b3.jsonl \
       '[range(0; 3) as $i | range(0; 68) as $k |
         ($a[$i].gradcam.landmark_activation[$k] - $b[$i].gradcam.landmark_activation[$k]) | fabs] | max < 1e-3')" = true ]
@@ -139,8 +139,8 @@ EOF
 
 @test "maps of one face for other classes or layers get their own files" {
   for l in happy sad; do echo "{\"crop\":\"face.png\",\"label\":\"$l\"}"; done > in.jsonl
-  edan-gradcam -m model.edan --out cams --class label in.jsonl > a.jsonl
-  edan-gradcam -m model.edan --out cams --class label --layer conv4b in.jsonl >> a.jsonl
+  edan-gradcam -m model.edan --out-dir cams --class label in.jsonl > a.jsonl
+  edan-gradcam -m model.edan --out-dir cams --class label --layer conv4b in.jsonl >> a.jsonl
   [ "$(jq -r .gradcam.map a.jsonl | tr '\n' ' ')" = \
     "cams/face.png.0.conv4a.happy.map.png cams/face.png.0.conv4a.sad.map.png cams/face.png.0.conv4b.happy.map.png cams/face.png.0.conv4b.sad.map.png " ]
   [ "$(ls cams | wc -l)" -eq 8 ]
@@ -150,7 +150,7 @@ EOF
   cp face.png f2.png
   for l in happy happy sad; do echo "{\"crop\":\"face.png\",\"label\":\"$l\"}"; done > in.jsonl
   echo '{"crop":"f2.png","label":"sad"}' >> in.jsonl
-  run --separate-stderr edan-gradcam -m model.edan --out cams --mean means --class label in.jsonl
+  run --separate-stderr edan-gradcam -m model.edan --out-dir cams --mean means --class label in.jsonl
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | wc -l)" -eq 4 ]
   [[ "$stderr" == *"mean maps of 4 of 4 faces in means"* ]]
@@ -171,7 +171,7 @@ EOF
 
 @test "--frontal-eps keeps only faces near the mean eye corners" {
   echo '{"crop":"face.png","label":"happy"}' > in.jsonl
-  run --separate-stderr edan-gradcam -m model.edan --out cams --mean means --class label \
+  run --separate-stderr edan-gradcam -m model.edan --out-dir cams --mean means --class label \
     --frontal-eps 0 in.jsonl
   [ "$status" -eq 0 ]
   # One face is its own mean: distance 0 <= 0.
@@ -179,32 +179,32 @@ EOF
   # Two different faces: neither has its eye corners exactly at the mean.
   echo "$PNG2_B64" | base64 -d > face2.png
   echo '{"crop":"face2.png","label":"happy"}' >> in.jsonl
-  run --separate-stderr edan-gradcam -m model.edan --out cams --mean m0 --class label \
+  run --separate-stderr edan-gradcam -m model.edan --out-dir cams --mean m0 --class label \
     --frontal-eps 0 in.jsonl
   [ "$status" -eq 0 ]
   [ "$(jq -c '[.faces, .frontal, .classes.happy.frontal]' m0/means.json)" = '[2,0,0]' ]
   [ ! -e m0/happy.png ]
   [ -f m0/grid.png ]
-  run --separate-stderr edan-gradcam -m model.edan --out cams --mean m1 --class label \
+  run --separate-stderr edan-gradcam -m model.edan --out-dir cams --mean m1 --class label \
     --frontal-eps 1000 in.jsonl
   [ "$(jq -c '[.faces, .frontal, .frontal_eps == 1000]' m1/means.json)" = '[2,2,true]' ]
 }
 
 @test "piping into edan-auoverlap gives the per-layer report" {
   for l in happy sad surprise; do echo "{\"crop\":\"face.png\",\"label\":\"$l\"}"; done > in.jsonl
-  run --separate-stderr sh -c 'edan-gradcam -m model.edan --out cams --class label in.jsonl | edan-auoverlap'
+  run --separate-stderr sh -c 'edan-gradcam -m model.edan --out-dir cams --class label in.jsonl | edan-auoverlap'
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r '.scored')" -eq 3 ]
   [ "$(echo "$output" | jq -c '[.layers[].layer]')" = '["conv4a"]' ]
   [ "$(echo "$output" | jq -c '[.layers[0].emotions[] | [.emotion, .n]]')" = '[["happy",1],["sad",1],["surprise",1]]' ]
-  run sh -c 'edan-gradcam -m model.edan --out cams --class label --layer conv4b in.jsonl | edan-auoverlap -f markdown'
+  run sh -c 'edan-gradcam -m model.edan --out-dir cams --class label --layer conv4b in.jsonl | edan-auoverlap -f markdown'
   [ "$status" -eq 0 ]
   [[ "$output" == *conv4b* ]]
 }
 
 @test "a missing model is fatal (exit 3) and named" {
   echo '{"crop":"face.png"}' > in.jsonl
-  run edan-gradcam -m nowhere.edan --out cams in.jsonl
+  run edan-gradcam -m nowhere.edan --out-dir cams in.jsonl
   [ "$status" -eq 3 ]
   [[ "$output" == *nowhere.edan* ]]
 }
@@ -212,7 +212,7 @@ EOF
 @test "the man page's jq example ranks faces by their mouth-corner activation" {
   echo "$PNG2_B64" | base64 -d > face2.png
   printf '{"crop":"face.png"}\n{"crop":"face2.png"}\n' > crops.jsonl
-  run sh -c "edan-gradcam -m model.edan --out cams crops.jsonl |
+  run sh -c "edan-gradcam -m model.edan --out-dir cams crops.jsonl |
     jq -r '[.gradcam.landmark_activation[48], .gradcam.overlay] | @tsv' | sort -rn | head"
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | wc -l)" -eq 2 ]
@@ -225,7 +225,7 @@ EOF
 @test "the pred it adds is edan-predict's: landmarks mapped through the crop geometry" {
   # The crop is the source image scaled by 2: pred landmarks are in source pixels.
   echo '{"image":"src.png","crop":"face.png","crop_transform":[2,0,0,0],"crop_size":32}' > in.jsonl
-  run edan-gradcam -m model.edan --out cams -q in.jsonl
+  run edan-gradcam -m model.edan --out-dir cams -q in.jsonl
   [ "$status" -eq 0 ]
   got=$(echo "$output" | jq -c '.pred')
   run edan-predict -m model.edan -q in.jsonl

@@ -43,7 +43,7 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   [[ "$output" == *"missing DIR"* ]]
   run edan-index --layout fer2013-csv x.csv
   [ "$status" -eq 2 ]
-  [[ "$output" == *"--out"* ]]
+  [[ "$output" == *"--out-dir"* ]]
 }
 
 @test "a nonexistent DIR or unreadable CSV is fatal (exit 3) and named" {
@@ -51,11 +51,11 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   [ "$status" -eq 3 ]
   [[ "$output" == *"no-such-dir"* ]]
   mkdir d
-  run edan-index --layout fer2013-csv --out png d
+  run edan-index --layout fer2013-csv --out-dir png d
   [ "$status" -eq 3 ]
   [[ "$output" == *"fer2013.csv"* ]]
   echo "a,b" > other.csv
-  run edan-index --layout fer2013-csv --out png other.csv
+  run edan-index --layout fer2013-csv --out-dir png other.csv
   [ "$status" -eq 3 ]
   [[ "$output" == *"missing column emotion"* ]]
 }
@@ -89,7 +89,7 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
 @test "jaffe: subject and label from the file name; a bad name is an error record" {
   mkdir j
   touch j/KA.HA1.29.tiff j/NA.su2.203.TIFF j/KA.XX1.3.tiff j/README
-  run edan-index --layout jaffe j
+  run --separate-stderr edan-index --layout jaffe j
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 3 ]
   [[ "${lines[0]}" == *'"image":"j/KA.HA1.29.tiff","label":"happy","dataset":"jaffe","subject":"KA"'* ]]
@@ -107,7 +107,7 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   [ "${lines[2]}" = '{"image":"ck/sadness/S005_001_00000010.png","label":"sad","dataset":"ckplus","subject":"S005"}' ]
 }
 
-@test "fer2013-csv: PNGs written under --out, split from Usage, bad rows are error records" {
+@test "fer2013-csv: PNGs written under --out-dir, split from Usage, bad rows are error records" {
   px=$(fer_pixels)
   {
     echo "emotion,pixels,Usage"
@@ -117,7 +117,7 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
     echo "7,$px,Training"
     echo "2,1 2 3,Training"
   } > fer2013.csv
-  run edan-index --layout fer2013-csv --out png fer2013.csv
+  run --separate-stderr edan-index --layout fer2013-csv --out-dir png fer2013.csv
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 5 ]
   [ "${lines[0]}" = '{"image":"png/train/anger/fer2013-00000.png","label":"anger","dataset":"fer2013","split":"train"}' ]
@@ -142,7 +142,7 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
     echo "689/c.jpg,10,20,100,110,1;2;3,0,0,0"
     echo "689/d.jpg,10,20,100,110,,10,-2,-2"
   } > an/training.csv
-  run edan-index --layout affectnet-csv an
+  run --separate-stderr edan-index --layout affectnet-csv an
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 4 ]
   [[ "${lines[0]}" == '{"image":"an/689/a.jpg","dataset":"affectnet","split":"train","label":"happy","box":[10,20,100,110],"landmarks":[[0.5,1.5],'* ]]
@@ -160,16 +160,16 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   pts_file 68 > w/helen/trainset/a.pts
   pts_file 67 > w/helen/trainset/b.pts
   { pts_file 68; echo garbage; } > w/afw/d.pts
-  run edan-index --layout 300w w
+  run --separate-stderr edan-index --layout 300w w
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 4 ]
   [[ "${lines[0]}" == *'"image":"w/afw/d.jpg","dataset":"afw","error":"w/afw/d.pts: line 73: unexpected text after'* ]]
-  [[ "${lines[1]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[0.5,1.0],[1.5,3.0],'* ]]
+  [[ "${lines[1]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[0.5,1],[1.5,3],'* ]]
   [ "$(echo "${lines[1]}" | landmark_brackets)" -eq 69 ]
   [[ "${lines[2]}" == *'"error":"w/helen/trainset/b.pts: found 67 points, n_points says 68"'* ]]
   [[ "${lines[3]}" == *'"error":"w/helen/trainset/c.png: no landmarks: cannot read w/helen/trainset/c.pts"'* ]]
   run edan-index --layout 300w --pts-base 0 w/helen/trainset/
-  [[ "${lines[0]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[1.5,2.0],'* ]]
+  [[ "${lines[0]}" == '{"image":"w/helen/trainset/a.jpg","dataset":"helen","split":"train","landmarks":[[1.5,2],'* ]]
 }
 
 @test "ferplus: votes, majority label and soft target per row; a bad row and a missing image are error records" {
@@ -184,12 +184,12 @@ fer0000003.png,"(0, 0, 48, 48)",0,10,0,0,0,0,0,0,0,0,
 fer0000004.png,"(0, 0, 48, 48)",0,10,0,x,0,0,0,0,0,0,
 EOF
   printf '%s\n' 'fer0032298.png,"(0, 0, 48, 48)",0,0,1,0,0,0,0,9,0,0,' > fp/FER2013Test/label.csv
-  run edan-index --layout ferplus fp
+  run --separate-stderr edan-index --layout ferplus fp
   echo "$output"
   [ "$status" -eq 1 ]
   [ "${#lines[@]}" -eq 6 ]
   # A majority, its votes and the target (the single sad vote dropped).
-  [ "${lines[0]}" = '{"image":"fp/FER2013Train/fer0000000.png","dataset":"ferplus","split":"train","label":"neutral","votes":{"neutral":4,"happy":0,"surprise":0,"sad":1,"anger":3,"disgust":2,"fear":0,"contempt":0,"unknown":0,"not_face":0},"target":{"neutral":0.4444444444444444,"anger":0.3333333333333333,"disgust":0.2222222222222222}}' ]
+  [ "${lines[0]}" = '{"image":"fp/FER2013Train/fer0000000.png","dataset":"ferplus","split":"train","label":"neutral","votes":{"neutral":4,"happy":0,"surprise":0,"sad":1,"anger":3,"disgust":2,"fear":0,"contempt":0,"unknown":0,"not_face":0},"target":{"neutral":0.444444,"anger":0.333333,"disgust":0.222222}}' ]
   # A tie: a target, no label. Not a face: neither.
   echo "${lines[1]}" | jq -e '(has("label") | not) and .target == {"neutral": 0.5, "happy": 0.5}'
   echo "${lines[2]}" | jq -e '(has("label") | not) and (has("target") | not) and .votes.not_face == 9'

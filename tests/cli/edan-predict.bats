@@ -65,17 +65,67 @@ setup() {
   run sh -c 'ls face.png | edan-predict -m model.edan --detector none'
   [ "$status" -eq 0 ]
   [ "$(echo "$output" | jq -r .image)" = face.png ]
-  [ "$(echo "$output" | jq -c .pred.box)" = '[0,0,32,32]' ]
+  # The face's box where edan-crop puts it: at the top level, with its index.
+  [ "$(echo "$output" | jq -c '[.face, .box, .pred.box]')" = '[0,[0,0,32,32],null]' ]
   [ "$(echo "$output" | jq '.pred.probs | length')" -eq 7 ]
 }
 
-@test "an image without a face is an error, or the whole image with --fallback full" {
-  run sh -c 'ls face.png | edan-predict -m model.edan'
+@test "image files and folders as arguments, found by content, recursively in byte order" {
+  mkdir -p photos/b
+  cp face.png photos/b/2.png
+  cp face.png photos/a.jpeg.bak           # an image whatever its name
+  echo "not an image" > photos/notes.png  # and a name is not an image
+  run --separate-stderr edan-predict -m model.edan --detector none face.png photos
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq -r .image | tr '\n' ' ')" = "face.png photos/a.jpeg.bak photos/b/2.png " ]
+  [ "$(echo "$output" | jq -s 'map(select(.pred.probs | length == 7)) | length')" -eq 3 ]
+  [[ "$stderr" == *"photos: 1 file is not an image and not read (notes.png)"* ]]
+}
+
+@test "every face of a photo by default, one record each; --faces largest keeps one" {
+  require_data 300w-subset
+  "$EDAN_TESTS_BIN/make-image" pair "$EDAN_DATA/300w-subset/helen/testset/296814969_3.jpg" pair.png
+  run edan-predict -m model.edan pair.png
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 2 ]
+  [ "$(echo "$output" | jq -c '[.image, .face, (.box | length), (.pred.landmarks | length)]' | tr -d '\n')" = \
+    '["pair.png",0,4,68]["pair.png",1,4,68]' ]
+  # The two faces are side by side: different boxes.
+  [ "$(echo "$output" | jq -s '.[0].box != .[1].box')" = true ]
+  # The same box as edan-crop's for each face.
+  edan-crop --out-dir C pair.png | jq -c .box > crop-boxes
+  [ "$(echo "$output" | jq -c .box)" = "$(cat crop-boxes)" ]
+  run edan-predict -m model.edan --faces largest pair.png
+  [ "$status" -eq 0 ]
+  [ "${#lines[@]}" -eq 1 ]
+  run edan-predict -m model.edan --faces some < /dev/null
+  [ "$status" -eq 2 ]
+}
+
+@test "options are never guessed from a prefix: --out is an error naming the options it begins" {
+  run edan-predict -m model.edan --out somewhere face.png
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"did you mean --output?"* ]]
+  [ ! -e somewhere ]
+}
+
+@test "an image without a face is an error, or the whole image when small or with --fallback full" {
+  "$EDAN_TESTS_BIN/make-image" flat 80 70 128 flat.png
+  run --separate-stderr edan-predict -m model.edan flat.png
   [ "$status" -eq 1 ]
   [[ "$(echo "$output" | jq -r .error)" == *"no face"* ]]
-  run sh -c 'ls face.png | edan-predict -m model.edan --fallback full'
+  # One line on stderr says how many records failed and why.
+  [[ "$stderr" == *"1 of 1 record written with an error (1 no face found)"* ]]
+  run edan-predict -m model.edan --fallback full flat.png
   [ "$status" -eq 0 ]
-  [ "$(echo "$output" | jq .pred.fallback)" = true ]
+  [ "$(echo "$output" | jq -c '[.fallback, .box]')" = '[true,[0,0,80,70]]' ]
+  # A 32 px image is a face crop too small to detect: taken whole by default
+  # (--fallback small), an error with --fallback none.
+  run edan-predict -m model.edan face.png
+  [ "$status" -eq 0 ]
+  [ "$(echo "$output" | jq .fallback)" = true ]
+  run edan-predict -m model.edan --fallback none face.png
+  [ "$status" -eq 1 ]
   run edan-predict -m model.edan --fallback maybe < /dev/null
   [ "$status" -eq 2 ]
 }
@@ -106,9 +156,10 @@ setup() {
 {"crop":"other.png","n":6,"error":"failed upstream"}
 {"crop":"other.png","n":7}
 EOF
-  run edan-predict -m model.edan --batch 3 in.jsonl
+  run --separate-stderr edan-predict -m model.edan --batch 3 in.jsonl
   [ "$status" -eq 1 ]
   [ "$(echo "$output" | wc -l)" -eq 7 ]
+  [ "$stderr" = "edan-predict: 5 of 7 records written with an error (1 No such file or directory, 1 empty file, 1 failed upstream, ...)" ] || { echo "$stderr"; false; }
   [ "$(echo "$output" | jq -c '[.n, has("pred"), has("error")]' | tr -d '\n')" = \
     '[1,true,false][2,false,true][null,false,true][4,false,true][5,false,true][6,false,true][7,true,false]' ]
   [[ "$(echo "$output" | sed -n 2p | jq -r .error)" == *missing.png* ]]
@@ -200,7 +251,7 @@ EOF
   require_data 300w-subset
   ls "$EDAN_DATA"/300w-subset/helen/testset/*.jpg | head -3 > images.txt
   "$EDAN_TESTS_BIN/make-model" --size 64 m64.edan
-  edan-crop --out C --threads 1 images.txt | edan-predict -m m64.edan \
+  edan-crop --out-dir C --threads 1 images.txt | edan-predict -m m64.edan \
     | jq -c '[.image, .pred.label, .pred.landmarks]' > via-crops.jsonl
   edan-predict -m m64.edan images.txt | jq -c '[.image, .pred.label, .pred.landmarks]' > direct.jsonl
   [ "$(count_lines direct.jsonl)" -eq 3 ]
@@ -247,4 +298,13 @@ EOF
     | (.[0].pred.landmarks) as $a | (.[1].pred.landmarks) as $b
     | [range(68) | ($a[.][0] - (31 - $b[$mirror[.]][0]) | fabs), ($a[.][1] - $b[$mirror[.]][1] | fabs)]
     | max <= 0.02' flip.jsonl
+}
+
+@test "video options that would be ignored or meaningless are usage errors" {
+  run edan-predict -m model.edan --camera -3
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--camera must be a camera index"* ]]
+  run edan-predict -m model.edan --video clip.avi face.png
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"drop the FILE arguments"* ]]
 }

@@ -47,6 +47,14 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   [[ "$output" == *"Try 'edan-train --help'"* ]]
 }
 
+@test "--stages 0 is a usage error, not the preset" {
+  make_records 4
+  run edan-train "${TINY[@]}" --epochs 0 --stages 0 -o m.edan recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--stages must be at least 1"* ]]
+  [ ! -e m.edan ]
+}
+
 @test "no --output is a usage error" {
   make_records 4
   run edan-train "${TINY[@]}" --epochs 0 recs.jsonl

@@ -17,7 +17,7 @@ require_npm_registry() {
 #   crop_set ck ckplus ck.jsonl
 crop_set() {
   edan-index --layout "$([ "$2" = ckplus ] && echo ckplus || echo folders)" --dataset "$2" "$1" \
-    | edan-crop --detector none --frame detector --size 48 -q --out "crops/$2" -o "$3"
+    | edan-crop --detector none --frame detector --size 48 -q --out-dir "crops/$2" -o "$3"
 }
 
 @test "examples/peers/Makefile: face-api.js, Human and edan on the same crops, one table per set" {

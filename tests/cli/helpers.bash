@@ -29,3 +29,9 @@ link_300w() {
     ln -s "$f" "$dest/"; ln -s "${f%.jpg}.pts" "$dest/"
   done
 }
+
+# True when stderr ($1) holds nothing but the one-line summary a program
+# prints when records were written with an error (no library's own noise).
+only_summary() {
+  [ -z "$(grep -v ' written with an error (' <<< "$1" | grep -v '^$')" ]
+}

@@ -1,18 +1,17 @@
 #include <gtest/gtest.h>
-
-#include <cstdio>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli_fixtures.hpp"
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
-#include "cli_fixtures.hpp"
 
 namespace fs = std::filesystem;
 
@@ -22,8 +21,9 @@ using edan::test::parse;
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("edan-cli-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path = fs::temp_directory_path() /
+           ("edan-cli-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -54,7 +54,8 @@ TEST(Cli_Parse, typedOptionsAndDefaults) {
   tool.add({"-m", "--model"}, "FILE", "model", &model);
   tool.add({"--widths"}, "LIST", "widths", &widths);
   tool.add_flag({"--flag"}, "a flag", &flag);
-  EXPECT_FALSE(parse(tool, {"--batch", "8", "--alpha=0.25", "-m", "x.edan", "--widths", "8,16,32", "--flag"}));
+  EXPECT_FALSE(parse(
+      tool, {"--batch", "8", "--alpha=0.25", "-m", "x.edan", "--widths", "8,16,32", "--flag"}));
   EXPECT_EQ(batch, 8);
   EXPECT_DOUBLE_EQ(alpha, 0.25);
   EXPECT_EQ(model, "x.edan");
@@ -87,6 +88,25 @@ TEST(Cli_Parse, usageErrorsAreExit2) {
   }
 }
 
+TEST(Cli_Parse, noPrefixGuessingAndASuggestion) {
+  edan::cli::Tool tool{"edan-test", "test"};
+  std::string dir;
+  tool.add_output();
+  tool.add({"--out-dir"}, "DIR", "a directory", &dir);
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(parse(tool, {"--out", "x"}), edan::kExitUsage);
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("did you mean --output or --out-dir?"), std::string::npos) << err;
+  edan::cli::Tool exact{"edan-test", "test"};
+  exact.add_output();
+  EXPECT_FALSE(parse(exact, {"--output", "x"}));
+  edan::cli::Tool prefix{"edan-test", "test"};
+  prefix.add_output();
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(parse(prefix, {"--outp=x"}), edan::kExitUsage);
+  testing::internal::GetCapturedStderr();
+}
+
 TEST(Cli_Parse, helpAndVersionExit0) {
   edan::cli::Tool a{"edan-test", "test"};
   testing::internal::CaptureStdout();
@@ -102,7 +122,8 @@ TEST(Cli_Parse, helpAndVersionExit0) {
 
 TEST(Cli_MapRecords, errorsBecomeRecordsAndExit1) {
   TempDir dir;
-  auto in = dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n{\"n\": 4,\n{\"n\":3,\"error\":\"earlier\"}\n");
+  auto in =
+      dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n{\"n\": 4,\n{\"n\":3,\"error\":\"earlier\"}\n");
   auto out = (dir.path / "out.jsonl").string();
   edan::cli::Tool tool{"edan-test", "test"};
   tool.add_output();
@@ -117,8 +138,10 @@ TEST(Cli_MapRecords, errorsBecomeRecordsAndExit1) {
   EXPECT_EQ(slurp(out),
             "{\"n\":1,\"seen\":true}\n"
             "{\"n\":2,\"error\":\"two is bad\"}\n"
-            "{\"error\":\"" + in + ":3: invalid JSON: incomplete JSON\",\"line\":3}\n"
-            "{\"n\":3,\"error\":\"earlier\"}\n");
+            "{\"error\":\"" +
+                in +
+                ":3: invalid JSON: incomplete JSON\",\"line\":3}\n"
+                "{\"n\":3,\"error\":\"earlier\"}\n");
 }
 
 TEST(Cli_MapRecords, fatalErrorIsExit3AndLeavesNoOutput) {
@@ -132,7 +155,8 @@ TEST(Cli_MapRecords, fatalErrorIsExit3AndLeavesNoOutput) {
   int rc = tool.run([&] {
     return tool.map_records([](edan::Record&) { throw edan::FatalError("model broke"); });
   });
-  EXPECT_NE(testing::internal::GetCapturedStderr().find("edan-test: model broke"), std::string::npos);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("edan-test: model broke"),
+            std::string::npos);
   EXPECT_EQ(rc, edan::kExitFatal);
   EXPECT_FALSE(fs::exists(out));
 }
@@ -199,5 +223,56 @@ TEST(Cli_FlatMap, emptyResultIsAnErrorNotALoss) {
     });
   });
   EXPECT_EQ(rc, edan::kExitSomeFailed);
-  EXPECT_EQ(slurp(out), "{\"n\":1}\n{\"n\":1}\n{\"n\":2,\"error\":\"no output for this record\"}\n");
+  EXPECT_EQ(slurp(out),
+            "{\"n\":1}\n{\"n\":1}\n{\"n\":2,\"error\":\"no output for this record\"}\n");
+}
+
+TEST(Cli_Inputs, foldersAndImageFilesBecomeImageRecords) {
+  TempDir dir;
+  fs::create_directories(dir.path / "photos" / "b");
+  const std::string png("\x89PNG\r\n\x1A\n", 8), jpg("\xFF\xD8\xFF\xE0", 4);
+  dir.file("photos/b/2.png", png);
+  dir.file("photos/a.JPG", jpg);
+  dir.file("photos/notes.txt", "not an image");
+  dir.file("photos/b/named.png", "{\"image\":\"x\"}\n");  // a name is not content
+  auto single = dir.file("one.jpeg.bak", jpg);
+  auto records = dir.file("in.jsonl", "{\"crop\":\"c.png\"}\n");
+  const std::string photos = (dir.path / "photos").string();
+  edan::cli::Tool tool{"edan-test", "test"};
+  ASSERT_FALSE(parse(tool, {photos, single, records}));
+  std::vector<std::string> seen;
+  testing::internal::CaptureStderr();
+  tool.for_each_input([&](edan::Record& r) { seen.push_back(edan::to_line(r)); });
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "{\"image\":\"" + photos + "/a.JPG\"}",
+                      "{\"image\":\"" + photos + "/b/2.png\"}",
+                      "{\"image\":\"" + single + "\"}",
+                      "{\"crop\":\"c.png\"}",
+                  }));
+  // Files that are not images are named, not silently dropped.
+  EXPECT_NE(err.find(photos + ": 2 files are not an image and not read (b/named.png, ...)"),
+            std::string::npos)
+      << err;
+}
+
+TEST(Cli_Run, aSummaryOfFailedRecordsOnStderr) {
+  TempDir dir;
+  auto in = dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
+  edan::cli::Tool tool{"edan-test", "test"};
+  tool.add_output();
+  ASSERT_FALSE(parse(tool, {"-o", (dir.path / "out.jsonl").string(), in}));
+  testing::internal::CaptureStderr();
+  int rc = tool.run([&] {
+    return tool.map_records([](edan::Record& r) {
+      const auto n = r.at("n").as_int64();
+      if (n == 2 || n == 3)
+        throw edan::RecordError("f" + std::to_string(n) + ".png: no face found");
+      if (n == 4) throw edan::RecordError("f4.png: cannot decode");
+    });
+  });
+  std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, edan::kExitSomeFailed);
+  EXPECT_EQ(err,
+            "edan-test: 3 of 4 records written with an error (2 no face found, 1 cannot decode)\n");
 }

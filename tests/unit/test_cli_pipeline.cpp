@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "cli_fixtures.hpp"
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
-#include "cli_fixtures.hpp"
 
 namespace fs = std::filesystem;
 
@@ -178,4 +178,47 @@ TEST(Cli_MapBatchesPipelined, missingInputIsFatal) {
   });
   testing::internal::GetCapturedStderr();
   EXPECT_EQ(rc, edan::kExitFatal);
+}
+
+TEST(Cli_FlatMapBatches, aRecordMayBecomeSeveralInItsPlace) {
+  Files files(5);
+  {
+    std::ofstream f(files.in, std::ios::app);
+    f << "{\"n\":5,\"error\":\"earlier\"}\n";
+  }
+  edan::cli::Tool tool{"edan-test", "test"};
+  tool.add_output();
+  tool.add_batch(4);
+  ASSERT_FALSE(parse(tool, {"-q", "-o", files.out, files.in}));
+  int rc = tool.run([&] {
+    return tool.flat_map_batches([](std::vector<edan::Record*>&) -> std::any { return {}; },
+                                 [](std::vector<edan::Record*>& live, std::any&) {
+                                   edan::cli::Tool::Replacements out(live.size());
+                                   for (std::size_t i = 0; i < live.size(); ++i) {
+                                     const auto n = live[i]->at("n").as_int64();
+                                     if (n == 1) continue;  // an empty list: the record itself
+                                     for (std::int64_t k = 0; k < n; ++k) {
+                                       edan::Record r = *live[i];
+                                       r["face"] = k;
+                                       out[i].push_back(r);
+                                     }
+                                   }
+                                   return out;
+                                 });
+  });
+  EXPECT_EQ(rc, edan::kExitSomeFailed);  // the record that arrived with an error
+  EXPECT_EQ(files.lines(), (std::vector<std::string>{
+                               "{\"n\":0}",  // 0 faces: an empty list, the record itself
+                               "{\"n\":1}",
+                               "{\"n\":2,\"face\":0}",
+                               "{\"n\":2,\"face\":1}",
+                               "{\"n\":3,\"face\":0}",
+                               "{\"n\":3,\"face\":1}",
+                               "{\"n\":3,\"face\":2}",
+                               "{\"n\":4,\"face\":0}",
+                               "{\"n\":4,\"face\":1}",
+                               "{\"n\":4,\"face\":2}",
+                               "{\"n\":4,\"face\":3}",
+                               "{\"n\":5,\"error\":\"earlier\"}",
+                           }));
 }

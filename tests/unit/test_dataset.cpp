@@ -1,9 +1,8 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -466,7 +465,7 @@ TEST(Dataset_IndexDataset, badRootAndOptions) {
   opt.roots = {"/nonexistent/edan"};
   EXPECT_THROW(run_index(opt), edan::FatalError);
   opt.layout = "fer2013-csv";
-  EXPECT_THROW(run_index(opt), edan::UsageError);  // no --out
+  EXPECT_THROW(run_index(opt), edan::UsageError);  // no --out-dir
   opt.out = "/tmp";
   EXPECT_THROW(run_index(opt), edan::FatalError);
   opt.layout = "nope";
@@ -571,8 +570,8 @@ std::array<int, edan::kFerplusCategories> votes(std::initializer_list<int> v) {
 
 TEST(Dataset_ParseFerplusRow, nameBoxAndTenCounts) {
   // The first line of FER2013Train/label.csv, with its trailing comma.
-  auto row = edan::parse_ferplus_row(edan::parse_csv_record(
-      "fer0000000.png,\"(0, 0, 48, 48)\",4,0,0,1,3,2,0,0,0,0,"));
+  auto row = edan::parse_ferplus_row(
+      edan::parse_csv_record("fer0000000.png,\"(0, 0, 48, 48)\",4,0,0,1,3,2,0,0,0,0,"));
   EXPECT_EQ(row.name, "fer0000000.png");
   EXPECT_EQ(row.votes, votes({4, 0, 0, 1, 3, 2, 0, 0, 0, 0}));
   // Without the trailing comma too.
@@ -580,14 +579,14 @@ TEST(Dataset_ParseFerplusRow, nameBoxAndTenCounts) {
             votes({0, 0, 0, 0, 0, 0, 0, 0, 0, 10}));
   using R = std::vector<std::string>;
   EXPECT_THROW(edan::parse_ferplus_row(R{"a.png", "box", "1", "2"}), edan::RecordError);
-  EXPECT_THROW(edan::parse_ferplus_row(
-                   edan::parse_csv_record("a.png,box,1,0,0,0,0,0,0,0,0,x")), edan::RecordError);
-  EXPECT_THROW(edan::parse_ferplus_row(
-                   edan::parse_csv_record("a.png,box,11,0,0,0,0,0,0,0,0,0")), edan::RecordError);
-  EXPECT_THROW(edan::parse_ferplus_row(
-                   edan::parse_csv_record("a.png,box,0,0,0,0,0,0,0,0,0,0")), edan::RecordError);
-  EXPECT_THROW(edan::parse_ferplus_row(
-                   edan::parse_csv_record(",box,1,0,0,0,0,0,0,0,0,0")), edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(edan::parse_csv_record("a.png,box,1,0,0,0,0,0,0,0,0,x")),
+               edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(edan::parse_csv_record("a.png,box,11,0,0,0,0,0,0,0,0,0")),
+               edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(edan::parse_csv_record("a.png,box,0,0,0,0,0,0,0,0,0,0")),
+               edan::RecordError);
+  EXPECT_THROW(edan::parse_ferplus_row(edan::parse_csv_record(",box,1,0,0,0,0,0,0,0,0,0")),
+               edan::RecordError);
 }
 
 TEST(Dataset_FerplusMajority, strictPluralityOfAnEmotion) {
@@ -623,4 +622,3 @@ TEST(Dataset_FerplusTarget, votesWithoutSingletonsNormalised) {
   // Nothing but single votes: none.
   EXPECT_FALSE(edan::ferplus_target(votes({1, 1, 1, 1, 1, 1, 1, 1, 1, 1})));
 }
-

@@ -149,7 +149,7 @@ TEST(Detect_FaceCropper, noFaceIsAnErrorOrTheFallback) {
   edan::FaceCropper cropper(opt);
   cv::Mat blank(120, 160, CV_8UC1, cv::Scalar(128));
   EXPECT_THROW(cropper.crop(blank), edan::RecordError);
-  opt.fallback_full = true;
+  opt.fallback = edan::Fallback::kFull;
   edan::FaceCropper full(opt);
   auto faces = full.crop(blank);
   ASSERT_EQ(faces.size(), 1u);

@@ -162,31 +162,52 @@ TEST_F(Predict_Annotate, detectsTheFaceWhenNoCrop) {
   r["image"] = png("face.png", 32, 90);
   c["crop"] = r["image"];
   std::vector<edan::Record*> batch{&r, &c};
-  pred.annotate(batch);
+  auto expanded = pred.annotate(batch);
   ASSERT_TRUE(r.contains("pred")) << edan::to_line(r);
   const auto& p = r.at("pred").as_object();
-  EXPECT_EQ(boost::json::serialize(p.at("box")), "[0,0,32,32]");
+  // edan-crop's fields, at the top level as edan-crop writes them.
+  EXPECT_EQ(boost::json::serialize(r.at("box")), "[0,0,32,32]");
+  EXPECT_EQ(r.at("face").as_int64(), 0);
+  EXPECT_FALSE(p.contains("box"));
+  EXPECT_FALSE(c.contains("box"));
+  // One face each: nothing to expand.
+  ASSERT_EQ(expanded.size(), 2u);
+  EXPECT_TRUE(expanded[0].empty() && expanded[1].empty());
   // A uniform image crops to itself: the same face as the crop record.
   EXPECT_EQ(p.at("probs"), c.at("pred").at("probs"));
 }
 
-TEST_F(Predict_Annotate, noFaceIsAnErrorUnlessFallback) {
-  auto pred = tiny_predictor();  // haar finds no face in a uniform image
-  edan::Record r;
-  r["image"] = png("blank.png", 64, 90);
-  std::vector<edan::Record*> batch{&r};
+TEST_F(Predict_Annotate, noFaceIsAnErrorUnlessSmallOrFallbackFull) {
+  // haar finds no face in a uniform image. By default (--fallback small) a
+  // small image is taken whole, a larger one is an error.
+  auto pred = tiny_predictor();
+  edan::Record r, tiny;
+  r["image"] = png("blank.png", edan::kSmallImageSide + 1, 90);
+  tiny["image"] = png("tiny.png", 48, 90);
+  std::vector<edan::Record*> batch{&r, &tiny};
   pred.annotate(batch);
   ASSERT_TRUE(r.contains("error"));
   EXPECT_NE(std::string(r.at("error").as_string()).find("blank.png"), std::string::npos);
+  ASSERT_TRUE(tiny.contains("pred")) << edan::to_line(tiny);
+  EXPECT_TRUE(tiny.at("fallback").as_bool());
+  EXPECT_EQ(boost::json::serialize(tiny.at("box")), "[0,0,48,48]");
+  edan::PredictOptions none;
+  none.fallback = edan::Fallback::kNone;
+  auto strict = tiny_predictor(nullptr, none);
+  edan::Record t2;
+  t2["image"] = tiny["image"];
+  std::vector<edan::Record*> batch3{&t2};
+  strict.annotate(batch3);
+  EXPECT_TRUE(t2.contains("error")) << edan::to_line(t2);
   edan::PredictOptions full;
-  full.fallback_full = true;
+  full.fallback = edan::Fallback::kFull;
   auto pred2 = tiny_predictor(nullptr, full);
   edan::Record q;
-  q["image"] = png("blank.png", 64, 90);
+  q["image"] = png("blank.png", edan::kSmallImageSide + 1, 90);
   std::vector<edan::Record*> batch2{&q};
   pred2.annotate(batch2);
   ASSERT_TRUE(q.contains("pred")) << edan::to_line(q);
-  EXPECT_TRUE(q.at("pred").at("fallback").as_bool());
+  EXPECT_TRUE(q.at("fallback").as_bool());
 }
 
 TEST_F(Predict_Annotate, mapsCropLandmarksThroughTheCropGeometry) {

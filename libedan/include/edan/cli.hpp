@@ -4,12 +4,12 @@
 // parse(), then hands its per-record work to one of the map_* functions.
 //
 //   edan::cli::Tool tool{"edan-crop", "Detect, landmark and crop faces."};
-//   tool.add({"-o", "--out"}, "DIR", "where crops are written", &opt.out);
+//   tool.add({"-o", "--out-dir"}, "DIR", "where crops are written", &opt.out);
 //   if (auto rc = tool.parse(argc, argv)) return *rc;
 //   return tool.run([&] { return tool.flat_map_records([&](edan::Record& r) {...}); });
+#include <any>
 #include <cstdint>
 #include <cstdio>
-#include <any>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -51,12 +51,12 @@ class Tool {
   void epilog(std::string text);
 
   // Common options, same spelling everywhere.
-  void add_output();    // -o/--output FILE: records to FILE (atomic) instead of stdout
-  void add_threads();   // --threads N (default 0 = all cores)
-  void add_device();    // --device cpu|cuda
-  void add_seed();      // --seed N
+  void add_output();   // -o/--output FILE: records to FILE (atomic) instead of stdout
+  void add_threads();  // --threads N (default 0 = all cores)
+  void add_device();   // --device cpu|cuda
+  void add_seed();     // --seed N
   void add_batch(int default_batch);  // --batch N
-  void add_shard();     // --shard K/N
+  void add_shard();                   // --shard K/N
 
   // Parses argv. Returns an exit status when the program should stop now
   // (--help, --version: 0; usage error: 2, after one line on stderr).
@@ -65,16 +65,26 @@ class Tool {
   // --- after parse --------------------------------------------------------
   const std::string& name() const { return name_; }
   bool quiet() const { return quiet_; }
-  int threads() const;             // resolved: 0 -> number of cores
+  int threads() const;  // resolved: 0 -> number of cores
   const std::string& device() const { return device_; }
   std::uint64_t seed() const { return static_cast<std::uint64_t>(seed_); }
   int batch() const { return batch_; }
-  // Input files; stdin ("-") when none were given.
+  // Were input arguments given (even "-")?
+  bool has_arguments() const { return !default_inputs_.empty(); }
+  // Input arguments; stdin ("-") when none were given. Each is read as
+  //  - a folder: one record {"image": path} per image file under it
+  //    (recursively, byte order; images are found by content, see
+  //    has_image_signature; other files are named in one warning);
+  //  - an image file (by content): one record {"image": path};
+  //  - anything else: JSON Lines records, where a line that is not JSON is
+  //    an image path.
   std::vector<std::string> inputs() const;
 
   // Runs body, mapping exceptions to exit statuses: UsageError -> 2,
   // FatalError and anything else -> 3, BrokenPipe -> 0 (quietly). Commits
-  // the --output file only when body returned normally.
+  // the --output file only when body returned normally, then, when records
+  // were written with an error, says how many and why in one line on stderr
+  // (unless -q).
   int run(const std::function<int()>& body);
 
   // --- record streaming (call inside run) -----------------------------------
@@ -101,6 +111,15 @@ class Tool {
   // state that process uses without locking.
   int map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
                   const std::function<void(std::vector<Record*>&, std::any&)>& process);
+  // The same, one record in and any number out (e.g. one per face of a
+  // photo): process returns, for each live record of its batch, the records
+  // written in its place (an empty list, or no lists at all, writes the
+  // record itself). An exception from process writes each live record with
+  // its error, as above.
+  using Replacements = std::vector<std::vector<Record>>;
+  int flat_map_batches(
+      const std::function<std::any(std::vector<Record*>&)>& prepare,
+      const std::function<Replacements(std::vector<Record*>&, std::any&)>& process);
   // For generators (edan-index): fn writes records through emit().
   // Returns 0, or 1 when any emitted record carries an error.
   int generate(const std::function<void()>& fn);
@@ -124,9 +143,15 @@ class Tool {
   struct Impl;
   std::string usage_line() const;
   std::string help_text() const;
+  // For an unknown option: "; did you mean --a or --b?" naming the declared
+  // options it is a prefix of, or "" (options are never guessed).
+  std::string suggestion(const std::string& given) const;
   bool shard_keeps(std::size_t index) const;
   void write(const Record& r);
   void count(const Record& r);
+  // "3 of 420 records written with an error (2 no face found, 1 ...)", the
+  // line run() prints on stderr at the end (unless -q); "" when none.
+  std::string failure_summary() const;
 
   std::string name_, summary_, positional_usage_, epilog_;
   std::vector<std::unique_ptr<Option>> options_;

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "edan/fs.hpp"
 #include "edan/record.hpp"
 #include "edan/shape.hpp"
 
@@ -24,10 +25,20 @@ namespace edan {
 
 // --- layouts and options ----------------------------------------------------
 
-enum class Layout { kFolders, kJaffe, kCkplus, kFer2013Csv, kAffectnetCsv, k300w, kFerplus };
+enum class Layout {
+  kFolders,
+  kJaffe,
+  kCkplus,
+  kFer2013Csv,
+  kAffectnetCsv,
+  k300w,
+  kFerplus,
+  kUnlabelled
+};
 
 // Parses a layout name: folders, jaffe, ckplus, fer2013-csv, affectnet-csv,
-// 300w, ferplus. Throws UsageError naming the accepted names otherwise.
+// 300w, ferplus, unlabelled (every image under DIR, found by content, with no
+// label; other files are not records). Throws UsageError naming the accepted names otherwise.
 Layout parse_layout(std::string_view name);
 
 struct IndexOptions {
@@ -42,7 +53,7 @@ struct IndexOptions {
 // Emits one record per image (or CSV row) of every root, roots in the given
 // order, files of a root sorted by their path relative to it (byte order).
 // Records that cannot be built are emitted with "error" naming the file or
-// line. Throws UsageError for an unknown layout or a missing --out
+// line. Throws UsageError for an unknown layout or a missing --out-dir
 // (fer2013-csv), FatalError for a root that does not exist or cannot be
 // read, a CSV without its required columns, or an output file that cannot
 // be written.
@@ -53,17 +64,6 @@ void index_dataset(const IndexOptions& opt, const std::function<void(const Recor
 // True when the extension of `path` is one of jpg jpeg png bmp tif tiff pgm
 // ppm webp (case-insensitive).
 bool is_image_file(std::string_view path);
-
-// Paths of the regular files under `dir` (recursively, following no
-// directory symlinks) for which keep(path) is true, relative to `dir`, sorted
-// bytewise, with '/' separators. Throws FatalError naming `dir` when it does
-// not exist or is not a directory, or naming the unreadable subdirectory.
-std::vector<std::string> list_files(const std::string& dir,
-                                    const std::function<bool(std::string_view)>& keep);
-
-// `dir` joined with `rel` so that the result works from the current
-// directory: "data/x.png" for ("data/", "x.png"); `rel` alone for dir ".".
-std::string join_path(std::string_view dir, std::string_view rel);
 
 // --- folders and file names --------------------------------------------------
 

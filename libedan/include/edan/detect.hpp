@@ -106,7 +106,6 @@ class Landmarker {
 
 // --- crop geometry ----------------------------------------------------------
 
-
 // The canonical template: 68 points, only 27..47 used for alignment, in
 // crop pixels of an S x S crop. The other points are an average face, for
 // reference (e.g. to seed a fit). Requires size >= 1.
@@ -127,8 +126,19 @@ FaceBox dlib_box_for(const CropGeometry& g);
 // (no aliasing). Returns an 8-bit size x size image.
 cv::Mat warp_crop(const cv::Mat& gray, const CropGeometry& g);
 
-
 // --- the cropper ----------------------------------------------------------
+
+// What a record whose image shows no detectable face becomes:
+//  - kNone: an error record ("no face found");
+//  - kSmall: the whole image is the face when its shorter side is at most
+//    kSmallImageSide pixels (a face crop too small for the detectors, such
+//    as FER2013's or CK+48's 48 px images), an error record otherwise;
+//  - kFull: the whole image is the face, whatever its size.
+// A face taken this way is marked "fallback": true.
+enum class Fallback { kNone, kSmall, kFull };
+constexpr int kSmallImageSide = 64;
+// none, small or full; UsageError naming --fallback otherwise.
+Fallback parse_fallback(const std::string& mode);
 
 struct CropOptions {
   std::string detector = "haar";  // a name of detector_names()
@@ -138,11 +148,11 @@ struct CropOptions {
   // matches its landmarks) rather than by the landmarks, which are then
   // carried into the crop: training faces framed as prediction frames them.
   bool frame_by_detector = false;
-  int size = 64;                  // crop side in pixels
-  bool fallback_full = false;     // no face: use the whole image
-  int max_faces = 0;              // keep the largest N faces; 0 = all
-  std::string opencv_data_dir;    // "" = the build's default (edan/version.hpp)
-  std::string dlib_model;         // "" = the default shape predictor
+  int size = 64;                         // crop side in pixels
+  Fallback fallback = Fallback::kSmall;  // no face found
+  int max_faces = 0;                     // keep the largest N faces; 0 = all
+  std::string opencv_data_dir;           // "" = the build's default (edan/version.hpp)
+  std::string dlib_model;                // "" = the default shape predictor
 };
 
 struct Face {
@@ -173,7 +183,7 @@ class FaceCropper {
   // choose it: the crop is framed by the matching detection (or by `box`)
   // and the landmarks are carried into it. Else when `box` is given it is
   // the one face (taken as a dlib-style box); else the detector runs. No
-  // face: the whole image when opt.fallback_full, else RecordError.
+  // face: the whole image as opt.fallback allows, else RecordError.
   std::vector<Face> crop(const cv::Mat& gray, const std::optional<Shape>& landmarks = {},
                          const std::optional<FaceBox>& box = {});
   // The same for a record: decodes r["image"] (edan/image.hpp), takes
@@ -187,6 +197,8 @@ class FaceCropper {
  private:
   Face frame_by_detector(const cv::Mat& gray, const Shape& landmarks,
                          const std::optional<FaceBox>& box);
+  // No face found in gray: may the whole image be taken (opt.fallback)?
+  bool whole_image_allowed(const cv::Mat& gray) const;
 
   CropOptions opt_;
   std::unique_ptr<FaceDetector> detector_;
@@ -200,6 +212,7 @@ struct FaceInput {
   double frame_size_x = 0, frame_size_y = 0;  // the crop frame the model frame scales to
   std::optional<CropGeometry> geometry;       // crop frame -> source image
   std::optional<FaceBox> box;                 // detected here (records without a crop)
+  double score = 0;                           // the detector's, with box
   bool fallback = false;                      // no face found: the whole image
   // Model-frame points (model_size×model_size) -> the record's image pixels:
   // through the crop file's frame, then the crop geometry when there is one.
@@ -210,6 +223,9 @@ struct FaceInput {
 // growing); continuous.
 cv::Mat resize_to_square(const cv::Mat& gray, int size);
 
+// A face box as records carry it: [x, y, w, h], 0.01 px.
+boost::json::array box_json(const FaceBox& b);
+
 // Reads a record's face for a model of input side `size`:
 //  - its "crop" (a face crop, resized to size×size when it is another size),
 //    with the record's crop geometry (crop_transform, crop_size) if any;
@@ -218,6 +234,9 @@ cv::Mat resize_to_square(const cv::Mat& gray, int size);
 // cropper may be null for records with a crop. Throws RecordError naming
 // the file (no "crop" or "image", unreadable, no face found).
 FaceInput read_face(const Record& r, int size, FaceCropper* cropper);
+// The same with every face the cropper finds in the record's "image",
+// largest first (as many as its max_faces allows); one for a "crop".
+std::vector<FaceInput> read_faces(const Record& r, int size, FaceCropper* cropper);
 
 // Where the crop of face `face` of `image` is written under out_dir:
 // out_dir/<image path>.<face>.png, the image path kept as given with "%"
@@ -248,5 +267,9 @@ namespace edan {
 // Throws UsageError on bad options, FatalError when a model cannot be loaded
 // or a crop cannot be written.
 int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir);
+
+// Declares --fallback MODE (none, small or full; see Fallback) on a program
+// that detects faces, with its help text, once for every such program.
+void add_fallback_option(cli::Tool& tool, std::string* mode);
 
 }  // namespace edan

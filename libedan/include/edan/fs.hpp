@@ -1,9 +1,12 @@
 #pragma once
 // Files written so that a reader never sees a half-written one: every output
 // (model, checkpoint, crop, map, report) goes to a temporary name in the same
-// directory and is renamed into place once complete.
+// directory and is renamed into place once complete. Also: the files under a
+// folder, and whether a file's content is an image.
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace edan {
 
@@ -32,5 +35,23 @@ std::string temp_path_for(const std::string& path);
 
 // Renames from -> to (same filesystem). Throws FatalError naming both.
 void rename_into_place(const std::string& from, const std::string& to);
+
+// --- reading ---------------------------------------------------------------------
+
+// Paths of the regular files under `dir` (recursively, following no
+// directory symlinks) for which keep(path) is true, relative to `dir`, sorted
+// bytewise, with '/' separators. Throws FatalError naming `dir` when it does
+// not exist or is not a directory, or naming the unreadable subdirectory.
+std::vector<std::string> list_files(const std::string& dir,
+                                    const std::function<bool(std::string_view)>& keep);
+
+// `dir` joined with `rel` so that the result works from the current
+// directory: "data/x.png" for ("data/", "x.png"); `rel` alone for dir ".".
+std::string join_path(std::string_view dir, std::string_view rel);
+
+// True when the file at `path` begins with the signature of an image format
+// that edan decodes: JPEG, PNG, BMP, TIFF, PNM (P1-P6) or WebP. The content
+// decides, not the extension; a file that cannot be read is not an image.
+bool has_image_signature(const std::string& path);
 
 }  // namespace edan

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "edan/detect.hpp"
 #include "edan/model.hpp"
 #include "edan/record.hpp"
 #include "edan/shape.hpp"
@@ -74,17 +75,17 @@ GradCamBatch model_grad_cam(EmotionalDan& model, const torch::Tensor& images,
 // --- records ----------------------------------------------------------------------
 
 struct GradCamOptions {
-  std::string model;              // model file; empty = default_model_path()
-  std::string device = "cpu";     // cpu, cuda, cuda:N
-  int threads = 0;                // LibTorch intra-op threads; 0 = all cores
-  std::string layer = "conv4a";   // a named convolution of the last stage
-  std::string cls = "pred";       // pred, label, or a class name
-  std::string out;                // where maps and overlays go (required)
-  std::string mean;               // "" or where mean maps go
-  double frontal_eps = -1;        // pixels; < 0 = 0.05 * S
-  int top_k = 10;                 // length of top_landmarks, landmarks in the grid
-  std::string detector = "haar";  // records without a crop: edan-crop's detector
-  bool fallback_full = false;     // no face found: use the whole image
+  std::string model;                     // model file; empty = default_model_path()
+  std::string device = "cpu";            // cpu, cuda, cuda:N
+  int threads = 0;                       // LibTorch intra-op threads; 0 = all cores
+  std::string layer = "conv4a";          // a named convolution of the last stage
+  std::string cls = "pred";              // pred, label, or a class name
+  std::string out;                       // where maps and overlays go (required)
+  std::string mean;                      // "" or where mean maps go
+  double frontal_eps = -1;               // pixels; < 0 = 0.05 * S
+  int top_k = 10;                        // length of top_landmarks, landmarks in the grid
+  std::string detector = "haar";         // records without a crop: edan-crop's detector
+  Fallback fallback = Fallback::kSmall;  // no face found (edan/detect.hpp)
 };
 
 // Writes Grad-CAM maps and overlays for records and accumulates the mean

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "edan/cli.hpp"
+#include "edan/detect.hpp"
 #include "edan/model.hpp"
 #include "edan/record.hpp"
 #include "edan/shape.hpp"
@@ -30,8 +31,11 @@ struct PredictOptions {
   bool flip = false;
   // Records (and video frames) without a "crop" are detected, aligned and
   // cropped in memory as edan-crop does (edan/detect.hpp):
-  std::string detector = "haar";  // a name of detector_names()
-  bool fallback_full = false;     // no face found: use the whole image
+  std::string detector = "haar";         // a name of detector_names()
+  Fallback fallback = Fallback::kSmall;  // no face found (edan/detect.hpp)
+  // Records without a crop: predict every face found (one record each) or
+  // only the largest.
+  bool all_faces = true;
 };
 
 // One face's prediction, landmarks in the model's input frame (S×S pixels).
@@ -49,18 +53,21 @@ class FaceSourceFlags {
   FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector);
   // After parse: --fallback full? Throws UsageError for another value than
   // none or full.
-  bool fallback_full() const;
+  Fallback fallback() const;
 
  private:
-  std::string fallback_ = "none";
+  std::string fallback_ = "small";
 };
+
+// --faces: "all" -> true, "largest" -> false; UsageError otherwise.
+bool parse_faces_option(const std::string& value);
 
 class Predictor {
  public:
   // Takes a loaded model (load_model) and the device it lives on; puts the
   // model in eval mode and predicts with an inference-prepared copy of it
-  // (prepare_for_inference: BatchNorm folded, no dropout), made once here. `options` gives the face detector for records
-  // without a crop (created on first use; UsageError for an unknown name).
+  // (prepare_for_inference: BatchNorm folded, no dropout), made once here. `options` gives the face
+  // detector for records without a crop (created on first use; UsageError for an unknown name).
   Predictor(LoadedModel loaded, torch::Device device, PredictOptions options = {});
   // Resolves options: threads (set_threads), device (parse_device: throws
   // FatalError/UsageError), model path (default_model_path when empty), then
@@ -85,14 +92,20 @@ class Predictor {
   //    (crop_transform, crop_size);
   //  - otherwise its "image", detected, aligned and cropped in memory
   //    exactly as edan-crop does (its own "landmarks" or "box" define the
-  //    face when present); the largest face is predicted and landmarks are
-  //    in the image's pixels; "pred" also gets "box" ([x, y, w, h] in the
-  //    image) and, when no face was found and fallback_full, "fallback": true.
+  //    face when present), landmarks in the image's pixels. Such a record
+  //    gains what edan-crop's records carry: "face" (0 = the largest),
+  //    "box" ([x, y, w, h] in the image), "score" and, when no face was
+  //    found and the image was taken whole (fallback), "fallback": true.
   // Each record gains
   //   "pred": {"label": L, "probs": {class: p, ...}, "landmarks": [[x,y]...]}
   // A record whose face cannot be read or found gains "error" instead
   // (naming the file); the others are still predicted.
-  void annotate(std::vector<Record*>& batch);
+  // In place, a photo's record gets its largest face. The result has, for
+  // each record of the batch, the records of all its faces (with all_faces
+  // and more than one found; empty otherwise): the same record once per
+  // face, each with its own face, box, score and pred.
+  using Expanded = std::vector<std::vector<Record>>;
+  Expanded annotate(std::vector<Record*>& batch);
 
   // annotate in two steps, so that reading a batch can overlap predicting
   // the previous one (annotate_records). read_faces reads (and detects) the
@@ -101,7 +114,7 @@ class Predictor {
   // predicts them; records whose face could not be read gain "error".
   struct BatchFaces;
   std::shared_ptr<BatchFaces> read_faces(const std::vector<Record*>& batch);
-  void annotate(std::vector<Record*>& batch, BatchFaces& faces);
+  Expanded annotate(std::vector<Record*>& batch, BatchFaces& faces);
 
   // For video: predicts every face of an 8-bit grayscale frame given as
   // rows×cols bytes (row-major), largest first. Each result is a record with
@@ -135,6 +148,11 @@ struct VideoSource {
   int camera = -1;   // a camera index (when file is empty)
   int every = 1;     // process every K-th frame (1 = all)
 };
+
+// Throws UsageError when the source cannot be used as given: --camera
+// below 0 (other than the default -1), --every below 1, or record FILE
+// arguments beside --video/--camera (they would be ignored).
+void check_video_source(const VideoSource& source, bool record_arguments);
 
 // Reads frames from a video file or camera, processes every K-th, and
 // emits one record per face per processed frame, in frame order:

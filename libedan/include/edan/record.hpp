@@ -3,9 +3,8 @@
 // Programs add their own keys and pass every other key through unchanged and
 // in order (Boost.JSON objects keep insertion order).
 #include <boost/json.hpp>
-
-#include <cstdio>
 #include <cstddef>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +27,15 @@ Record parse_line(std::string_view line, std::size_t line_no, std::string_view s
 
 // Serialises a record compactly, without a trailing newline.
 std::string to_line(const Record& r);
+
+// The one writer of measured numbers into records: v rounded to `step` (a
+// power of ten: 0.01 for pixels, 1e-4 for scores, 1e-6 for probabilities),
+// as the double nearest that decimal, so that it prints short (0.135531,
+// not 0.13553099999999998), and as an integer when it is one (32, not 32.0).
+boost::json::value json_number(double v, double step);
+// The one writer of numbers into text reports (markdown, TSV, progress
+// lines): v with exactly `digits` decimals ("0.830").
+std::string fixed_decimals(double v, int digits);
 
 // Reads records line by line from a FILE*, with bounded memory: a line longer
 // than max_line_bytes is discarded (up to its newline) and yields an error
@@ -96,6 +104,5 @@ boost::json::array shape_to_json(const Shape& s);
 std::optional<CropGeometry> get_crop_geometry(const Record& r);
 // Writes "crop_transform": [a, b, tx, ty] and "crop_size": S.
 void set_crop_geometry(Record& r, const CropGeometry& g);
-
 
 }  // namespace edan

@@ -18,14 +18,14 @@
 namespace edan {
 
 // Everything edan-train can be told. Zero / empty means "from the preset" for
-// size, widths and stages.
+// size and widths, -1 for stages (0 stages is a usage error).
 struct TrainOptions {
   std::string output;  // model file to write (required)
   std::string preset = "small";
   std::int64_t size = 0;
   std::vector<std::int64_t> widths;
-  std::int64_t stages = 0;
-  double dropout = -1;        // < 0: from the preset
+  std::int64_t stages = -1;
+  double dropout = -1;  // < 0: from the preset
   // "dataset" (the paper's: the training set's mean and std) or "image"
   // (each crop by its own, in training and in prediction alike; see
   // ModelMeta::input_norm).
@@ -97,10 +97,10 @@ LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
 // --- data -------------------------------------------------------------------
 // Training samples, decoded once into memory.
 struct TrainingSet {
-  torch::Tensor images;               // [N,S,S] uint8
-  torch::Tensor landmarks;            // [N,68,2] float32, crop pixels (0 where absent)
-  torch::Tensor has_landmarks;        // [N] bool
-  torch::Tensor labels;               // [N] int64 class index, -1 = none (for accuracy)
+  torch::Tensor images;         // [N,S,S] uint8
+  torch::Tensor landmarks;      // [N,68,2] float32, crop pixels (0 where absent)
+  torch::Tensor has_landmarks;  // [N] bool
+  torch::Tensor labels;         // [N] int64 class index, -1 = none (for accuracy)
   // [N,C] float32 emotion target, rows sum to 1, all 0 = none; undefined:
   // the one-hot rows of `labels`.
   torch::Tensor targets;
