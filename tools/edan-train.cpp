@@ -40,6 +40,10 @@ int main(int argc, char** argv) {
            &opt.init);
   tool.add({"--init-stages"}, "K", "with --init, keep only its first K stages (0 = all)",
            &opt.init_stages);
+  tool.add_flag({"--fine-tune"},
+                "with --init, train its stages again from their weights (from stage 1 on) "
+                "instead of freezing them",
+                &opt.fine_tune);
   tool.add_flag({"--no-augment"}, "no flips, affine jitter or brightness/contrast changes",
                 &opt.no_augment);
   tool.add({"--checkpoint"}, "FILE", "checkpoint file (default: MODEL.ckpt)", &opt.checkpoint);

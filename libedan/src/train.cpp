@@ -676,11 +676,18 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& opt,
 // --init: copies the first stages of a trained model into `model` (and its
 // mean shape and input statistics into meta); returns the first stage left
 // to train.
-std::int64_t init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions& opt,
-                       const torch::Device& device) {
+// With --fine-tune every copied stage trains again, so the first stage left
+// to train is 0 and all of the model's stages may be copied.
+struct InitResult {
+  std::int64_t first_stage = 0;  // the first stage to train
+  std::int64_t copied = 0;       // stages copied from the model
+};
+InitResult init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions& opt,
+                     const torch::Device& device) {
   if (opt.init.empty()) {
     if (opt.init_stages != 0) throw UsageError("--init-stages needs --init MODEL");
-    return 0;
+    if (opt.fine_tune) throw UsageError("--fine-tune needs --init MODEL");
+    return {};
   }
   auto init = load_model(opt.init, device);
   const auto& a = init.meta.config;
@@ -689,10 +696,11 @@ std::int64_t init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions&
     throw UsageError("--init " + opt.init +
                      ": its architecture (size, widths, fc, classes) is not this run's");
   const std::int64_t k = opt.init_stages > 0 ? opt.init_stages : a.stages;
-  if (opt.init_stages < 0 || k > a.stages || k >= b.stages)
+  if (opt.init_stages < 0 || k > a.stages || k > b.stages || (!opt.fine_tune && k >= b.stages))
     throw UsageError("--init-stages " + std::to_string(k) + ": " + opt.init + " has " +
                      std::to_string(a.stages) + " stage(s) and this run " +
-                     std::to_string(b.stages) + "; at least one must be left to train");
+                     std::to_string(b.stages) +
+                     (opt.fine_tune ? "" : "; at least one must be left to train (or --fine-tune)"));
   for (std::int64_t i = 0; i < k; ++i) copy_weights(*init.model->stage(i), *model->stage(i));
   torch::NoGradGuard no_grad;
   model->named_buffers()["mean_shape"].copy_(init.model->mean_shape());
@@ -702,7 +710,7 @@ std::int64_t init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions&
   if (init.meta.input_norm != meta.input_norm)
     throw UsageError("--init " + opt.init + ": it normalises input by '" + init.meta.input_norm +
                      "', this run by '" + meta.input_norm + "'");
-  return k;
+  return {opt.fine_tune ? 0 : k, k};
 }
 
 // Trainable = stage s only; earlier stages frozen.
@@ -751,6 +759,7 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
           {"stage_init", o.stage_init},
           {"init", o.init},
           {"init_stages", o.init_stages},
+          {"fine_tune", o.fine_tune},
           {"augment", !o.no_augment},
           {"batch", o.batch},
           {"seed", static_cast<std::int64_t>(o.seed)},
@@ -962,7 +971,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   torch::manual_seed(mix_seed({opt.seed, 0x1417ull}));
   EmotionalDan model(config, meta.mean_shape);
   model->to(device);
-  const std::int64_t first_stage = init_from(model, meta, opt, device);
+  const InitResult initialised = init_from(model, meta, opt, device);
 
   const std::int64_t n = data.train.size();
   const std::int64_t n_batches = (n / opt.batch) + ((n % opt.batch) >= 2 ? 1 : 0);
@@ -971,7 +980,7 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   const double alpha = shapes.empty() ? 0.0 : opt.alpha;  // no landmarks: term off
 
   LoopState st;
-  st.stage = first_stage;
+  st.stage = initialised.first_stage;
   Snapshot best = snapshot(model);
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::optional<LoadedCheckpoint> resumed;
@@ -1021,7 +1030,8 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   };
   while (st.stage < stages_to_train) {
     const std::int64_t s = st.stage;
-    if (s > 0 && opt.stage_init == "previous" && st.stage_step == 0 && st.pos == 0) {
+    if (s >= initialised.copied && s > 0 && opt.stage_init == "previous" && st.stage_step == 0 &&
+        st.pos == 0) {
       model->init_stage_from_previous(s);
       best = snapshot(model);
     }

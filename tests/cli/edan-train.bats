@@ -132,6 +132,24 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   [[ "$output" == *"--stage-init must be random or previous"* ]]
 }
 
+@test "--fine-tune trains a model's stages again from its weights, from stage 1 on" {
+  make_records 10
+  edan-train "${TINY[@]}" --epochs 1 --batch 4 --val-fraction 0.2 -o a.edan recs.jsonl
+  run edan-train "${TINY[@]}" --epochs 1 --batch 4 --val-fraction 0.2 --log b.log \
+    --init a.edan --fine-tune -o b.edan recs.jsonl
+  [ "$status" -eq 0 ]
+  # Both stages trained again; stage 1 changed.
+  [ "$(count_lines b.log)" -eq 2 ]
+  grep -q '"stage":1,"epoch":1' b.log
+  grep -q '"stage":2,"epoch":1' b.log
+  echo '{"crop":"face1.pgm"}' > one.jsonl
+  [ "$(edan-predict -m a.edan --stages 1 one.jsonl)" != "$(edan-predict -m b.edan --stages 1 one.jsonl)" ]
+  # --fine-tune without --init is a usage error.
+  run edan-train "${TINY[@]}" --fine-tune -o c.edan recs.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--fine-tune needs --init MODEL"* ]]
+}
+
 @test "one line per evaluation on a non-terminal stderr" {
   make_records 8
   run edan-train --size 32 --widths 4,4,8,8 --threads 1 --stages 1 --epochs 2 --batch 4 \

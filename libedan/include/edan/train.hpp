@@ -48,6 +48,10 @@ struct TrainOptions {
   // are kept.
   std::string init;
   std::int64_t init_stages = 0;
+  // With init: its stages are not frozen but trained again from their
+  // weights, from stage 1 on (a longer run in a second sitting: the copied
+  // stages keep their weights, --stage-init applies to the others only).
+  bool fine_tune = false;
   bool no_augment = false;
   std::string checkpoint;  // default: <output>.ckpt
   bool resume = false;
