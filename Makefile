@@ -29,8 +29,10 @@ cli: build
 
 test: unit cli
 
+# PREFIX is taken at install time, not from the first configure: the
+# installed programs find their library and model relative to themselves.
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # One JSON document on stdout (the build's messages go to stderr);
 # bench/README.md lists the figures and the EDAN_BENCH_* knobs.

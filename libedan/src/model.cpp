@@ -635,19 +635,16 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
 
 std::string default_model_path() {
   if (const char* env = std::getenv("EDAN_MODEL"); env && *env) return env;
-  std::vector<std::string> places;
+  // One place only: next to the running program (bin/../share/edan), so an
+  // installed program never finds a build tree's model, nor another
+  // prefix's.
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec)
-    places.push_back(
-        (exe.parent_path().parent_path() / "share" / "edan" / "default.edan").string());
-  places.push_back(std::string(kInstalledDataDir) + "/default.edan");
-  places.push_back(std::string(kSourceDir) + "/models/default.edan");
-  for (const auto& p : places)
-    if (std::filesystem::is_regular_file(p, ec)) return p;
-  std::string msg = "no default model found (set EDAN_MODEL or pass -m FILE); looked in:";
-  for (const auto& p : places) msg += " " + p;
-  throw FatalError(msg);
+  if (ec) throw FatalError("no default model: cannot locate the running program (set EDAN_MODEL or pass -m FILE)");
+  const auto path =
+      (exe.parent_path() / kDataDirFromBin / "default.edan").lexically_normal().string();
+  if (std::filesystem::is_regular_file(path, ec)) return path;
+  throw FatalError("no default model at " + path + " (set EDAN_MODEL or pass -m FILE)");
 }
 
 void set_threads(int threads) {
