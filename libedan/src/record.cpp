@@ -188,6 +188,12 @@ void write_value(std::string& out, const json::value& v) {
 }
 }  // namespace
 
+std::string to_text(const json::value& v) {
+  std::string out;
+  write_value(out, v);
+  return out;
+}
+
 std::string to_line(const Record& r) {
   std::string out;
   out.reserve(256);

@@ -27,6 +27,8 @@ Record parse_line(std::string_view line, std::size_t line_no, std::string_view s
 
 // Serialises a record compactly, without a trailing newline.
 std::string to_line(const Record& r);
+// One JSON value as to_line writes it (numbers short: 0.053747, not 5.3747E-2).
+std::string to_text(const boost::json::value& v);
 
 // The one writer of measured numbers into records: v rounded to `step` (a
 // power of ten: 0.01 for pixels, 1e-4 for scores, 1e-6 for probabilities),
