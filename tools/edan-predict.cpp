@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     opt.threads = tool.threads();
     opt.device = tool.device();
     edan::check_video_source(video, tool.has_arguments());
+    video.quiet = tool.quiet();
     auto predictor = edan::Predictor::load(opt);
     if (!video.file.empty() || video.camera >= 0)
       return tool.generate([&] {

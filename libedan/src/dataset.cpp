@@ -45,11 +45,18 @@ bool all_alpha(std::string_view s) {
 }
 
 // A quoted excerpt of untrusted text for an error message (bounded length).
+// Control characters become '?'; other bytes (UTF-8 names) are kept, and a
+// long name is cut after kMax bytes at a character boundary.
 std::string quote(std::string_view s) {
   constexpr std::size_t kMax = 40;
+  std::size_t n = std::min(s.size(), kMax);
+  while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
   std::string out = "'";
-  for (char c : s.substr(0, kMax)) out += std::isprint(static_cast<unsigned char>(c)) ? c : '?';
-  if (s.size() > kMax) out += "...";
+  for (char c : s.substr(0, n)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7F) ? '?' : c;
+  }
+  if (n < s.size()) out += "...";
   return out + "'";
 }
 

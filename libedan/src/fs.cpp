@@ -1,6 +1,7 @@
 #include "edan/fs.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,20 +97,33 @@ std::vector<std::string> list_files(const std::string& dir,
     if (!fs::is_directory(dir, ec)) throw FatalError(dir + ": not a directory");
   }
   std::vector<std::string> out;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(dir, ec), end;
-  if (ec) throw FatalError(dir + ": cannot read: " + ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    std::error_code fec;
-    if (!it->is_regular_file(fec)) continue;
-    std::string rel = it->path().lexically_relative(dir).generic_string();
-    if (keep(rel)) out.push_back(std::move(rel));
-  }
-  if (ec) {
-    std::string where = it != end ? it->path().generic_string() : dir;
-    throw FatalError(where + ": cannot read: " + ec.message());
-  }
+  // Symlinked folders are followed (a dataset assembled from links); a link
+  // back to a folder above it would never end, and is an error naming it.
+  std::vector<std::pair<dev_t, ino_t>> above;
+  std::function<void(const fs::path&)> walk = [&](const fs::path& folder) {
+    struct stat st {};
+    if (::stat(folder.c_str(), &st) != 0)
+      throw FatalError(folder.generic_string() + ": cannot read: " + std::strerror(errno));
+    const std::pair<dev_t, ino_t> id{st.st_dev, st.st_ino};
+    if (std::find(above.begin(), above.end(), id) != above.end())
+      throw FatalError(folder.generic_string() +
+                       ": a symbolic link to a folder above it (the walk would not end)");
+    above.push_back(id);
+    std::error_code ec;
+    fs::directory_iterator it(folder, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      std::error_code fec;
+      if (it->is_directory(fec)) {
+        walk(it->path());
+      } else if (it->is_regular_file(fec)) {
+        std::string rel = it->path().lexically_relative(dir).generic_string();
+        if (keep(rel)) out.push_back(std::move(rel));
+      }
+    }
+    if (ec) throw FatalError(folder.generic_string() + ": cannot read: " + ec.message());
+    above.pop_back();
+  };
+  walk(fs::path(dir));
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -9,6 +9,8 @@
 #include <memory>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <png.h>
+#include <csetjmp>
 #include <vector>
 
 #include "edan/error.hpp"
@@ -271,6 +273,91 @@ cv::Mat to_gray8(const cv::Mat& img) {
   }
 }
 
+namespace {
+// PNG through libpng itself rather than OpenCV, for one reason: OpenCV
+// leaves libpng's warning handler at its default, which prints "libpng
+// warning: ..." on stderr (an iCCP profile, a bad CRC in a text chunk) past
+// edan's diagnostics and -q. Here warnings are dropped (they concern
+// metadata, not pixels; the image decodes) and errors become the record's
+// error. The pixels are those OpenCV's IMREAD_UNCHANGED gives: 8 or 16 bits,
+// gray, gray + alpha, BGR or BGRA (palettes expanded, a palette's tRNS as
+// alpha), so that to_gray8 converts them as before.
+struct PngSource {
+  const unsigned char* data;
+  std::size_t size, pos;
+  char message[200];
+};
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* src = static_cast<PngSource*>(png_get_error_ptr(png));
+  std::snprintf(src->message, sizeof src->message, "%s", msg);
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}
+void png_on_read(png_structp png, png_bytep out, png_size_t n) {
+  auto* src = static_cast<PngSource*>(png_get_io_ptr(png));
+  if (n > src->size - src->pos) png_error(png, "the data ends early");
+  std::memcpy(out, src->data + src->pos, n);
+  src->pos += n;
+}
+
+// The steps that may longjmp, apart from anything with a destructor:
+// reads the header and sets the transforms (rows == nullptr), or reads the
+// rows into `rows`. Returns false with src.message set on a libpng error.
+struct PngShape {
+  png_uint_32 width = 0, height = 0;
+  int depth = 8, channels = 1;
+};
+bool png_step(png_structp png, png_infop info, PngShape* shape, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  if (!rows) {
+    png_read_info(png, info);
+    int depth = 0, color = 0;
+    png_get_IHDR(png, info, &shape->width, &shape->height, &depth, &color, nullptr, nullptr,
+                 nullptr);
+    if (color == PNG_COLOR_TYPE_PALETTE) {
+      png_set_palette_to_rgb(png);
+      if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    }
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (depth == 16) png_set_swap(png);  // host order (little-endian here)
+    png_set_bgr(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    shape->depth = png_get_bit_depth(png, info);
+    shape->channels = png_get_channels(png, info);
+  } else {
+    png_read_image(png, rows);
+    png_read_end(png, nullptr);
+  }
+  return true;
+}
+
+cv::Mat decode_png(std::string_view bytes, const std::string& name) {
+  PngSource src{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), 0, ""};
+  struct Reader {
+    png_structp png = nullptr;
+    png_infop info = nullptr;
+    ~Reader() { png_destroy_read_struct(&png, &info, nullptr); }
+  } r;
+  r.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+  if (r.png) r.info = png_create_info_struct(r.png);
+  if (!r.png || !r.info) throw RecordError(name + ": cannot decode PNG: out of memory");
+  png_set_read_fn(r.png, &src, png_on_read);
+  auto fail = [&] { return RecordError(name + ": cannot decode PNG: " + src.message); };
+  PngShape shape;
+  if (!png_step(r.png, r.info, &shape, nullptr)) throw fail();
+  if (shape.depth != 8 && shape.depth != 16)
+    throw RecordError(name + ": cannot decode PNG: bit depth " + std::to_string(shape.depth));
+  cv::Mat img(static_cast<int>(shape.height), static_cast<int>(shape.width),
+              CV_MAKETYPE(shape.depth == 16 ? CV_16U : CV_8U, shape.channels));
+  std::vector<png_bytep> rows(shape.height);
+  for (png_uint_32 y = 0; y < shape.height; ++y) rows[y] = img.ptr<png_byte>(static_cast<int>(y));
+  if (!png_step(r.png, r.info, &shape, rows.data())) throw fail();
+  return img;
+}
+}  // namespace
+
 cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_t max_pixels) {
   if (bytes.empty()) throw RecordError(name + ": empty file");
   auto too_large = [&](std::int64_t w, std::int64_t h) {
@@ -297,9 +384,13 @@ cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_
 
   cv::Mat raw;
   try {
-    // imdecode does not write to its input; the Mat header only wraps it.
-    cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
-    raw = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
+    if (is_png(d)) {
+      raw = decode_png(bytes, name);
+    } else {
+      // imdecode does not write to its input; the Mat header only wraps it.
+      cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+      raw = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
+    }
   } catch (const cv::Exception& e) {
     throw RecordError(name + ": cannot decode: " + e.what());
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -333,16 +334,21 @@ void predict_video(Predictor& predictor, const VideoSource& source,
   if (!source.file.empty() && !std::filesystem::is_regular_file(source.file, ec))
     throw FatalError(name + ": cannot open: no such file");
   bool opened = false;
+  // OpenCV reads this when its FFmpeg backend first starts (AV_LOG_QUIET).
+  if (source.quiet) setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 1);
   // OpenCV's backends log every failed attempt on stderr; the error below
-  // says it once.
+  // says it once. With quiet, OpenCV stays silent while frames are read too.
   auto level = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  struct RestoreLevel {
+    cv::utils::logging::LogLevel level;
+    ~RestoreLevel() { cv::utils::logging::setLogLevel(level); }
+  } restore{level};
   try {
     opened = source.file.empty() ? cap.open(source.camera) : cap.open(source.file);
   } catch (const cv::Exception& e) {
-    cv::utils::logging::setLogLevel(level);
     throw FatalError(name + ": cannot open: " + e.what());
   }
-  cv::utils::logging::setLogLevel(level);
+  if (!source.quiet) cv::utils::logging::setLogLevel(level);
   if (!opened || !cap.isOpened()) throw FatalError(name + ": cannot open as a video");
   const double fps = cap.get(cv::CAP_PROP_FPS);
   const auto start = std::chrono::steady_clock::now();

@@ -389,11 +389,6 @@ void check_options(const TrainOptions& opt) {
   if (opt.stages != -1 && opt.stages < 1) throw UsageError("--stages must be at least 1");
 }
 
-std::string dir_of(const std::string& path) {
-  if (path.empty() || path == "-") return "";
-  return std::filesystem::path(path).parent_path().string();
-}
-
 void print_report(const LoadReport& r, const std::string& what,
                   const std::function<void(const std::string&)>& note) {
   const std::size_t skipped = r.failed + r.unusable + r.dropped;
@@ -423,13 +418,13 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
   if (!opt.log.empty()) check_writable(opt.log);
   TrainingData data;
   data.sources = sources;
-  std::string base = sources.size() == 1 ? dir_of(sources.front()) : "";
-  TrainingSet all = load_training_set(records, config.size, classes, base, data.report);
+  // Relative paths against the current directory, as in every program
+  // (edan(7)), not the records file's folder.
+  TrainingSet all = load_training_set(records, config.size, classes, "", data.report);
   print_report(data.report, "training input", note);
   if (!opt.val.empty()) {
     LoadReport val_report;
-    data.val = load_training_set(read_records_file(opt.val), config.size, classes, dir_of(opt.val),
-                                 val_report);
+    data.val = load_training_set(read_records_file(opt.val), config.size, classes, "", val_report);
     print_report(val_report, opt.val, note);
     data.report.read += val_report.read;
     data.report.failed += val_report.failed;

@@ -75,6 +75,23 @@ landmark_brackets() { awk -F'"landmarks":' '{ n = gsub(/\[/, "[", $2); print n }
   [ "${lines[4]}" = '{"image":"ds/train/happy/b.jpg","label":"happy","dataset":"ds","split":"train"}' ]
 }
 
+@test "folders: a UTF-8 class folder is named intact; symlinked class folders are walked, a loop is an error" {
+  mkdir -p ds/grüße ds/happy elsewhere/sad
+  touch ds/grüße/a.jpg ds/happy/b.jpg elsewhere/sad/c.jpg
+  ln -s ../elsewhere/sad ds/sad
+  run --separate-stderr edan-index ds
+  [ "$status" -eq 1 ]
+  [ "${lines[0]}" = '{"image":"ds/grüße/a.jpg","dataset":"ds","error":"ds/grüße/a.jpg: unknown class folder '"'grüße'"'"}' ]
+  [ "${lines[1]}" = '{"image":"ds/happy/b.jpg","label":"happy","dataset":"ds"}' ]
+  [ "${lines[2]}" = '{"image":"ds/sad/c.jpg","label":"sad","dataset":"ds"}' ]
+  [ "${#lines[@]}" -eq 3 ]
+  # A link to a folder above it would never end: exit 3, naming it.
+  ln -s .. ds/happy/up
+  run --separate-stderr edan-index ds
+  [ "$status" -eq 3 ]
+  [[ "$stderr" == *"ds/happy/up: a symbolic link to a folder above it"* ]]
+}
+
 @test "folders: several DIRs in order, --dataset, -o" {
   mkdir -p a/fear b/neutral
   touch a/fear/1.png b/neutral/2.png

@@ -144,6 +144,17 @@ setup() {
   [ "$status" -eq 2 ]
 }
 
+@test "-q silences FFmpeg's own messages about a damaged video" {
+  "$EDAN_TESTS_BIN/make-video" --frames 30 --fps 10 clip.avi
+  head -c 20000 clip.avi > cut.avi
+  run --separate-stderr edan-predict -m model.edan --detector none --video cut.avi
+  [[ "$stderr" == *"["*" @ 0x"*"]"* ]] || skip "this FFmpeg says nothing about the cut: $stderr"
+  run --separate-stderr edan-predict -q -m model.edan --detector none --video cut.avi
+  [ "$status" -eq 0 ]
+  [ -n "$output" ]
+  [ -z "$stderr" ]
+}
+
 @test "one record per input record, in order, when some inputs fail" {
   cp face.png other.png
   : > empty.png

@@ -150,6 +150,18 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   [[ "$output" == *"--fine-tune needs --init MODEL"* ]]
 }
 
+@test "relative crop paths are relative to the current directory, not to the records file" {
+  make_records 6
+  mkdir sub && mv recs.jsonl sub/
+  # From here the crops are found; from sub/ (next to the records) they are not.
+  run edan-train "${TINY[@]}" --epochs 0 -o m.edan sub/recs.jsonl
+  [ "$status" -eq 0 ]
+  cd sub
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 -o m.edan recs.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$output" == *"face1.pgm: cannot read image: no such file"* ]]
+}
+
 @test "one line per evaluation on a non-terminal stderr" {
   make_records 8
   run edan-train --size 32 --widths 4,4,8,8 --threads 1 --stages 1 --epochs 2 --batch 4 \

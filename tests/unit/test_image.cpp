@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <vector>
 
@@ -163,6 +164,41 @@ TEST(Image_DecodeGray, sixteenBitAndAlphaPngs) {
   g = edan::decode_gray(encode(".png", rgba), "rgba.png");
   EXPECT_EQ(g.at<std::uint8_t>(0), 0);
   EXPECT_EQ(g.at<std::uint8_t>(1), 100);
+}
+
+// libpng's own warnings (here a text chunk with a bad CRC, which OpenCV's
+// decoder lets libpng print on stderr) are not printed: the image decodes.
+TEST(Image_DecodeGray, pngWarningsAreNotPrinted) {
+  cv::Mat img(4, 4, CV_8UC1, cv::Scalar(77));
+  std::string png = encode(".png", img);
+  // After the signature (8) and IHDR (4 + 4 + 13 + 4): a tEXt chunk whose CRC is wrong.
+  const std::string text("Comment\0hello", 13);
+  std::string chunk;
+  for (int shift : {24, 16, 8, 0}) chunk += static_cast<char>((text.size() >> shift) & 0xFF);
+  chunk += "tEXt" + text + std::string("\xde\xad\xbe\xef", 4);
+  png.insert(33, chunk);
+  testing::internal::CaptureStderr();
+  cv::Mat g = edan::decode_gray(png, "warn.png");
+  const std::string printed = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(printed, "");
+  ASSERT_EQ(g.size(), img.size());
+  EXPECT_EQ(g.at<std::uint8_t>(2, 2), 77);
+}
+
+TEST(Image_DecodeGray, pngPaletteGrayBitsAndInterlaceMatchOpenCV) {
+  // Bytes OpenCV itself decodes, against edan's libpng path.
+  cv::Mat img(7, 9, CV_8UC3);
+  cv::randu(img, 0, 255);
+  std::vector<uchar> buf;
+  cv::imencode(".png", img, buf);
+  const std::string png(buf.begin(), buf.end());
+  cv::Mat theirs;
+  cv::cvtColor(cv::imdecode(buf, cv::IMREAD_UNCHANGED), theirs, cv::COLOR_BGR2GRAY);
+  cv::Mat ours = edan::decode_gray(png, "rgb.png");
+  EXPECT_EQ(cv::countNonZero(ours != theirs), 0);
+  // Truncated inside the pixel data: an error naming the file, not a crash.
+  std::string cut = png.substr(0, png.size() / 2) + png.substr(png.size() - 12);
+  EXPECT_THROW(edan::decode_gray(cut, "cut.png"), edan::RecordError);
 }
 
 TEST(Image_DecodeGray, paletteTiff) {

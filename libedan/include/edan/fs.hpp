@@ -38,10 +38,11 @@ void rename_into_place(const std::string& from, const std::string& to);
 
 // --- reading ---------------------------------------------------------------------
 
-// Paths of the regular files under `dir` (recursively, following no
-// directory symlinks) for which keep(path) is true, relative to `dir`, sorted
+// Paths of the regular files under `dir` (recursively, symlinked folders
+// and files followed) for which keep(path) is true, relative to `dir`, sorted
 // bytewise, with '/' separators. Throws FatalError naming `dir` when it does
-// not exist or is not a directory, or naming the unreadable subdirectory.
+// not exist or is not a directory, naming the unreadable subdirectory, or
+// naming a symlinked folder that leads back to a folder above it.
 std::vector<std::string> list_files(const std::string& dir,
                                     const std::function<bool(std::string_view)>& keep);
 

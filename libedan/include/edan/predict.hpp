@@ -147,6 +147,9 @@ struct VideoSource {
   std::string file;  // a video file OpenCV can read, or
   int camera = -1;   // a camera index (when file is empty)
   int every = 1;     // process every K-th frame (1 = all)
+  // -q: FFmpeg's and OpenCV's own messages (a damaged frame, a short read)
+  // are silenced too, not only edan's.
+  bool quiet = false;
 };
 
 // Throws UsageError when the source cannot be used as given: --camera

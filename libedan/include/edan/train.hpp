@@ -146,7 +146,9 @@ struct LoadReport {
 // renormalised; without it the target is the label's one-hot row. "label"
 // then only serves accuracy: a record with a target and no label (a FER+
 // tie) trains the emotion but is not counted in accuracy. Relative paths are
-// tried as given, then relative to `base_dir` (the records file's folder).
+// tried as given (the current directory), then, when `base_dir` is not
+// empty, relative to it; edan-train passes none (edan(7): relative paths
+// are relative to the current directory in every program).
 // Records are skipped, counted and explained in `report`, never dropped
 // silently: with "error", an unreadable file, malformed landmarks or label,
 // or neither landmarks nor a label of the set.
