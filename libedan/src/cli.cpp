@@ -1,5 +1,6 @@
 #include "edan/cli.hpp"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +86,14 @@ Tool::Tool(std::string name, std::string summary, std::string positional_usage)
       impl_(std::make_unique<Impl>()) {
   // A closed pipe shows up as EPIPE on write, which ends the run quietly.
   std::signal(SIGPIPE, SIG_IGN);
+  // Every batch allocates and frees tensors of a few MB. glibc's defaults
+  // (a threshold that moves, and trimming the heap top past 128 KB) hand that
+  // memory back to the kernel after each batch and fault it in again on the
+  // next: measured on 1,000 48-px crops at one thread, 453k minor page faults
+  // and 3.0 s of system time in 8.75 s, against 42k and 0.37 s in 3.62 s with
+  // these two settings. Blocks below 32 MiB come from the heap, which is kept.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   // Likewise a file size limit (ulimit -f, a full quota): the write fails
   // with EFBIG and the run ends with a clear error and exit 3, instead of
   // the kernel's SIGXFSZ killing the process half-way through a file.
