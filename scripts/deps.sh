@@ -12,7 +12,7 @@ pkgs=(
   libgtest-dev googletest bats
   libopenblas0-openmp
   libpng-dev parallel man-db
-  jq
+  jq time
 )
 
 missing=()
