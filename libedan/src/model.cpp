@@ -640,7 +640,9 @@ std::string default_model_path() {
   // prefix's.
   std::error_code ec;
   auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw FatalError("no default model: cannot locate the running program (set EDAN_MODEL or pass -m FILE)");
+  if (ec)
+    throw FatalError(
+        "no default model: cannot locate the running program (set EDAN_MODEL or pass -m FILE)");
   const auto path =
       (exe.parent_path() / kDataDirFromBin / "default.edan").lexically_normal().string();
   if (std::filesystem::is_regular_file(path, ec)) return path;

@@ -38,11 +38,16 @@ std::string TableWriter::cell(std::string_view text, char separator) {
   if (separator == '\t') {
     std::string out;
     for (char c : text) {
-      if (c == '\t') out += "\\t";
-      else if (c == '\n') out += "\\n";
-      else if (c == '\r') out += "\\r";
-      else if (c == '\\') out += "\\\\";
-      else out += c;
+      if (c == '\t')
+        out += "\\t";
+      else if (c == '\n')
+        out += "\\n";
+      else if (c == '\r')
+        out += "\\r";
+      else if (c == '\\')
+        out += "\\\\";
+      else
+        out += c;
     }
     return out;
   }
@@ -95,9 +100,13 @@ void TableWriter::write_header() {
       names.push_back("y" + std::to_string(i));
     }
   names.push_back("error");
+  write_line(names);
+}
+
+void TableWriter::write_line(const std::vector<std::string>& cells) {
   std::string line;
-  for (std::size_t i = 0; i < names.size(); ++i)
-    line += (i ? std::string(1, opt_.separator) : "") + cell(names[i], opt_.separator);
+  for (std::size_t i = 0; i < cells.size(); ++i)
+    line += (i ? std::string(1, opt_.separator) : "") + cell(cells[i], opt_.separator);
   write_text(out_, line + "\n");
 }
 
@@ -149,10 +158,7 @@ void TableWriter::write_row(const Record& r) {
   }
   if (!error.empty()) ++errors_;
   cells.push_back(error);
-  std::string line;
-  for (std::size_t i = 0; i < cells.size(); ++i)
-    line += (i ? std::string(1, opt_.separator) : "") + cell(cells[i], opt_.separator);
-  write_text(out_, line + "\n");
+  write_line(cells);
 }
 
 }  // namespace edan

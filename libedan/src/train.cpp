@@ -183,14 +183,6 @@ Shape training_mean_shape(const std::vector<Shape>& shapes, double size) {
 }
 
 namespace {
-std::string resolve_path(const std::string& path, const std::string& base_dir) {
-  namespace fs = std::filesystem;
-  if (path.empty() || fs::path(path).is_absolute() || base_dir.empty()) return path;
-  std::error_code ec;
-  if (fs::exists(path, ec)) return path;
-  auto alt = (fs::path(base_dir) / path).string();
-  return fs::exists(alt, ec) ? alt : path;
-}
 // A record's "target" ({label: probability}) as a distribution over
 // `classes`: labels outside the set are dropped, the rest renormalised.
 // Empty when nothing is left. Throws RecordError for a malformed target.
@@ -220,21 +212,20 @@ std::vector<double> parse_target(const boost::json::value& v, ClassSet classes) 
 // edan-predict reads faces: the same pixels for the same file (alpha, EXIF
 // orientation), and its limits (an image larger than kMaxImagePixels is
 // refused from its header, before decoding).
-cv::Mat read_record_face(const Record& r, const std::string& base_dir) {
+cv::Mat read_record_face(const Record& r) {
   auto path = get_string(r, "crop");
   if (!path) path = get_string(r, "image");
   if (!path) throw RecordError("no \"crop\" or \"image\" field");
-  auto file = resolve_path(*path, base_dir);
   std::error_code ec;
   // Checked first: OpenCV would also print its own warning on stderr.
-  if (!std::filesystem::is_regular_file(file, ec))
+  if (!std::filesystem::is_regular_file(*path, ec))
     throw RecordError(*path + ": cannot read image: no such file");
-  return read_gray(file);
+  return read_gray(*path);
 }
 }  // namespace
 
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
-                              ClassSet classes, const std::string& base_dir, LoadReport& report) {
+                              ClassSet classes, LoadReport& report) {
   const std::int64_t n = static_cast<std::int64_t>(records.size());
   auto images = torch::empty({n, size, size}, torch::kUInt8);
   auto landmarks = torch::zeros({n, 68, 2}, torch::kFloat32);
@@ -296,7 +287,7 @@ TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t s
         skip(report.unusable, "neither landmarks nor a label");
         continue;
       }
-      cv::Mat img = read_record_face(r, base_dir);
+      cv::Mat img = read_record_face(r);
       const double sx = static_cast<double>(size) / img.cols;
       const double sy = static_cast<double>(size) / img.rows;
       // Resized as edan-predict resizes faces (detect.hpp).
@@ -418,13 +409,11 @@ TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Re
   if (!opt.log.empty()) check_writable(opt.log);
   TrainingData data;
   data.sources = sources;
-  // Relative paths against the current directory, as in every program
-  // (edan(7)), not the records file's folder.
-  TrainingSet all = load_training_set(records, config.size, classes, "", data.report);
+  TrainingSet all = load_training_set(records, config.size, classes, data.report);
   print_report(data.report, "training input", note);
   if (!opt.val.empty()) {
     LoadReport val_report;
-    data.val = load_training_set(read_records_file(opt.val), config.size, classes, "", val_report);
+    data.val = load_training_set(read_records_file(opt.val), config.size, classes, val_report);
     print_report(val_report, opt.val, note);
     data.report.read += val_report.read;
     data.report.failed += val_report.failed;
@@ -669,10 +658,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& opt,
 }
 
 // --init: copies the first stages of a trained model into `model` (and its
-// mean shape and input statistics into meta); returns the first stage left
-// to train.
-// With --fine-tune every copied stage trains again, so the first stage left
-// to train is 0 and all of the model's stages may be copied.
+// mean shape and input statistics into meta). Returns how many were copied
+// and the first stage to train: the one after them, or stage 0 with
+// --fine-tune, where every copied stage trains again (and all of the
+// model's stages may be copied).
 struct InitResult {
   std::int64_t first_stage = 0;  // the first stage to train
   std::int64_t copied = 0;       // stages copied from the model
@@ -692,10 +681,10 @@ InitResult init_from(EmotionalDan& model, ModelMeta& meta, const TrainOptions& o
                      ": its architecture (size, widths, fc, classes) is not this run's");
   const std::int64_t k = opt.init_stages > 0 ? opt.init_stages : a.stages;
   if (opt.init_stages < 0 || k > a.stages || k > b.stages || (!opt.fine_tune && k >= b.stages))
-    throw UsageError("--init-stages " + std::to_string(k) + ": " + opt.init + " has " +
-                     std::to_string(a.stages) + " stage(s) and this run " +
-                     std::to_string(b.stages) +
-                     (opt.fine_tune ? "" : "; at least one must be left to train (or --fine-tune)"));
+    throw UsageError(
+        "--init-stages " + std::to_string(k) + ": " + opt.init + " has " +
+        std::to_string(a.stages) + " stage(s) and this run " + std::to_string(b.stages) +
+        (opt.fine_tune ? "" : "; at least one must be left to train (or --fine-tune)"));
   for (std::int64_t i = 0; i < k; ++i) copy_weights(*init.model->stage(i), *model->stage(i));
   torch::NoGradGuard no_grad;
   model->named_buffers()["mean_shape"].copy_(init.model->mean_shape());

@@ -162,8 +162,8 @@ TEST(Train_JointLoss, softTargetsAreTheVoteCrossEntropy) {
   // A one-hot row gives the hard label's cross-entropy.
   auto hard = edan::joint_loss(truth, truth, has, logits.narrow(0, 1, 1),
                                torch::tensor({1}, torch::kLong), 0.4, 0.6);
-  auto soft = edan::joint_loss(truth, truth, has, logits.narrow(0, 1, 1),
-                               targets.narrow(0, 1, 1), 0.4, 0.6);
+  auto soft = edan::joint_loss(truth, truth, has, logits.narrow(0, 1, 1), targets.narrow(0, 1, 1),
+                               0.4, 0.6);
   EXPECT_NEAR(hard.ce.item<double>(), soft.ce.item<double>(), 1e-6);
   EXPECT_THROW(edan::joint_loss(truth, truth, has, logits, torch::zeros({3, 5}), 0.4, 0.6),
                std::invalid_argument);
@@ -253,19 +253,20 @@ TEST(Augment_Draw, pureFunctionOfSeed) {
 TEST(Train_LoadTrainingSet, decodesScalesAndCountsSkipped) {
   const std::string dir = temp_dir("load");
   cv::Mat img(40, 40, CV_8U, cv::Scalar(100));
-  cv::imwrite(dir + "/a.png", img);
+  const std::string a = dir + "/a.png";  // relative paths are the current directory's
+  cv::imwrite(a, img);
   edan::Shape shape = edan::schematic_shape(40);
   std::vector<edan::Record> records = {
-      {{"crop", "a.png"}, {"landmarks", edan::shape_to_json(shape)}, {"subject", "x"}},
-      {{"crop", "a.png"}, {"label", "HA"}},
-      {{"crop", "a.png"}, {"label", "happy"}, {"error", "no face"}},
-      {{"crop", "a.png"}},                          // neither target
-      {{"crop", "missing.png"}, {"label", "sad"}},  // unreadable
-      {{"crop", "a.png"}, {"label", "surprise"}},   // dropped in 3 classes
-      {{"crop", "a.png"}, {"label", "blah"}},       // unknown label
+      {{"crop", a}, {"landmarks", edan::shape_to_json(shape)}, {"subject", "x"}},
+      {{"crop", a}, {"label", "HA"}},
+      {{"crop", a}, {"label", "happy"}, {"error", "no face"}},
+      {{"crop", a}},                                       // neither target
+      {{"crop", dir + "/missing.png"}, {"label", "sad"}},  // unreadable
+      {{"crop", a}, {"label", "surprise"}},                // dropped in 3 classes
+      {{"crop", a}, {"label", "blah"}},                    // unknown label
   };
   edan::LoadReport report;
-  auto set = edan::load_training_set(records, 32, edan::ClassSet::k3, dir, report);
+  auto set = edan::load_training_set(records, 32, edan::ClassSet::k3, report);
   EXPECT_EQ(set.size(), 2);
   EXPECT_EQ(report.read, 7u);
   EXPECT_EQ(report.kept, 2u);
@@ -286,18 +287,19 @@ TEST(Train_LoadTrainingSet, decodesScalesAndCountsSkipped) {
 
 TEST(Train_LoadTrainingSet, softTargetsMappedIntoTheClassSet) {
   const std::string dir = temp_dir("soft");
-  cv::imwrite(dir + "/a.png", cv::Mat(40, 40, CV_8U, cv::Scalar(100)));
+  const std::string a = dir + "/a.png";
+  cv::imwrite(a, cv::Mat(40, 40, CV_8U, cv::Scalar(100)));
   boost::json::object votes{{"neutral", 0.5}, {"happiness", 0.25}, {"contempt", 0.25}};
   std::vector<edan::Record> records = {
-      {{"crop", "a.png"}, {"label", "neutral"}, {"target", votes}},
-      {{"crop", "a.png"}, {"target", votes}},  // a tie: no label, a target
-      {{"crop", "a.png"}, {"label", "sad"}},   // hard label only
-      {{"crop", "a.png"}, {"target", boost::json::object{{"contempt", 1}}}},  // none in 7
-      {{"crop", "a.png"}, {"target", boost::json::object{{"blah", 1}}}},      // unknown
-      {{"crop", "a.png"}, {"target", boost::json::object{{"sad", -1}}}},      // negative
+      {{"crop", a}, {"label", "neutral"}, {"target", votes}},
+      {{"crop", a}, {"target", votes}},                                 // a tie: no label, a target
+      {{"crop", a}, {"label", "sad"}},                                  // hard label only
+      {{"crop", a}, {"target", boost::json::object{{"contempt", 1}}}},  // none in 7
+      {{"crop", a}, {"target", boost::json::object{{"blah", 1}}}},      // unknown
+      {{"crop", a}, {"target", boost::json::object{{"sad", -1}}}},      // negative
   };
   edan::LoadReport report;
-  auto set = edan::load_training_set(records, 32, edan::ClassSet::k7, dir, report);
+  auto set = edan::load_training_set(records, 32, edan::ClassSet::k7, report);
   ASSERT_EQ(set.size(), 3);
   EXPECT_EQ(report.unusable, 1u);
   EXPECT_EQ(report.failed, 2u);

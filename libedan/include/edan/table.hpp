@@ -11,9 +11,9 @@
 namespace edan {
 
 struct TableOptions {
-  char separator = ',';     // ',' CSV (RFC 4180 quoting) or '\t' TSV (\t \n \\ escaped)
-  bool header = true;       // first row: the column names
-  bool landmarks = false;   // 136 columns x0,y0 ... x67,y67 of the predicted landmarks
+  char separator = ',';             // ',' CSV (RFC 4180 quoting) or '\t' TSV (\t \n \\ escaped)
+  bool header = true;               // first row: the column names
+  bool landmarks = false;           // 136 columns x0,y0 ... x67,y67 of the predicted landmarks
   std::vector<std::string> fields;  // extra top-level fields, as columns (e.g. dataset)
 };
 
@@ -45,6 +45,7 @@ class TableWriter {
  private:
   void write_header();
   void write_row(const Record& r);
+  void write_line(const std::vector<std::string>& cells);  // cells joined, escaped
   std::FILE* out_;
   TableOptions opt_;
   std::vector<std::string> classes_;

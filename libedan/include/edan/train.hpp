@@ -146,14 +146,12 @@ struct LoadReport {
 // renormalised; without it the target is the label's one-hot row. "label"
 // then only serves accuracy: a record with a target and no label (a FER+
 // tie) trains the emotion but is not counted in accuracy. Relative paths are
-// tried as given (the current directory), then, when `base_dir` is not
-// empty, relative to it; edan-train passes none (edan(7): relative paths
-// are relative to the current directory in every program).
+// relative to the current directory, as in every program (edan(7)).
 // Records are skipped, counted and explained in `report`, never dropped
 // silently: with "error", an unreadable file, malformed landmarks or label,
 // or neither landmarks nor a label of the set.
 TrainingSet load_training_set(const std::vector<Record>& records, std::int64_t size,
-                              ClassSet classes, const std::string& base_dir, LoadReport& report);
+                              ClassSet classes, LoadReport& report);
 
 // Reads all records of a JSON Lines file. Throws FatalError naming it.
 std::vector<Record> read_records_file(const std::string& path);
