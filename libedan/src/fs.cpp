@@ -135,22 +135,36 @@ std::string join_path(std::string_view dir, std::string_view rel) {
   return out + std::string(rel);
 }
 
-bool has_image_signature(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char b[12] = {};
-  in.read(reinterpret_cast<char*>(b), sizeof b);
-  const auto n = static_cast<std::size_t>(in.gcount());
+bool image_signature(std::string_view head) {
+  const auto n = head.size();
+  auto b = [&](std::size_t i) { return static_cast<unsigned char>(head[i]); };
   auto starts = [&](std::initializer_list<unsigned char> magic, std::size_t at = 0) {
     if (n < at + magic.size()) return false;
-    return std::equal(magic.begin(), magic.end(), b + at);
+    std::size_t i = at;
+    for (unsigned char m : magic)
+      if (b(i++) != m) return false;
+    return true;
   };
   return starts({0xFF, 0xD8, 0xFF}) ||                                        // JPEG
          starts({0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'}) ||             // PNG
          starts({'B', 'M'}) ||                                                // BMP
          starts({'I', 'I', 0x2A, 0x00}) || starts({'M', 'M', 0x00, 0x2A}) ||  // TIFF
-         (n >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6' &&              // PNM
-          (b[2] == ' ' || b[2] == '\n' || b[2] == '\r' || b[2] == '\t')) ||
+         (n >= 3 && b(0) == 'P' && b(1) >= '1' && b(1) <= '6' &&              // PNM
+          (b(2) == ' ' || b(2) == '\n' || b(2) == '\r' || b(2) == '\t')) ||
          (starts({'R', 'I', 'F', 'F'}) && starts({'W', 'E', 'B', 'P'}, 8));  // WebP
+}
+
+bool has_image_signature(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular
+  // file is read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  char head[12];
+  ssize_t n = 0;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::read(fd, head, sizeof head);
+  ::close(fd);
+  return n > 0 && image_signature(std::string_view(head, static_cast<std::size_t>(n)));
 }
 
 }  // namespace edan

@@ -1,12 +1,17 @@
 #include "edan/image.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <png.h>
@@ -402,30 +407,114 @@ cv::Mat decode_gray(std::string_view bytes, const std::string& name, std::int64_
   return apply_orientation(gray, exif_orientation(bytes));
 }
 
+namespace {
+// The memory that image reads in flight may hold at once, for the whole
+// process: a file's bytes plus its decoded pixels (estimated from the header).
+// A read that would pass the budget waits until others finish; one alone
+// always proceeds. So peak memory does not grow with --threads: four
+// 1-GiB files read by four threads are read one after another.
+class ReadBudget {
+ public:
+  explicit ReadBudget(std::int64_t cap) : cap_(cap) {}
+  void acquire(std::int64_t n) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    freed_.wait(lock, [&] { return used_ == 0 || used_ + n <= cap_; });
+    used_ += n;
+  }
+  void release(std::int64_t n) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      used_ -= n;
+    }
+    freed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  std::int64_t used_ = 0;
+  const std::int64_t cap_;
+};
+
+ReadBudget& read_budget() {
+  static ReadBudget budget(kImageReadBudgetBytes);
+  return budget;
+}
+
+// Reads up to n bytes at the file's current offset into `into` (appended).
+// Throws RecordError naming the path on a read error.
+void read_bytes(int fd, std::size_t n, std::string& into, const std::string& path) {
+  const std::size_t start = into.size();
+  into.resize(start + n);
+  std::size_t done = 0;
+  while (done < n) {
+    ssize_t got = ::read(fd, into.data() + start + done, n - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw RecordError(path + ": cannot read: " + std::strerror(errno));
+    if (got == 0) break;  // the file shrank since fstat
+    done += static_cast<std::size_t>(got);
+  }
+  into.resize(start + done);
+}
+
+std::string not_regular(const std::string& path, mode_t mode) {
+  const char* what = S_ISDIR(mode)    ? "is a directory"
+                     : S_ISFIFO(mode) ? "is a FIFO, not a regular file"
+                     : S_ISCHR(mode) || S_ISBLK(mode) ? "is a device, not a regular file"
+                     : S_ISSOCK(mode)                 ? "is a socket, not a regular file"
+                                                      : "is not a regular file";
+  return path + ": " + what;
+}
+}  // namespace
+
 cv::Mat read_gray(const std::string& path, std::int64_t max_pixels) {
-  // fopen would stop at the NUL and open another file; a message holding
+  // open() would stop at the NUL and open another file; a message holding
   // the path would be cut there too (what() is a C string).
   if (path.find('\0') != std::string::npos) throw RecordError("image path contains a NUL byte");
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw RecordError(path + ": cannot open: " + std::strerror(errno));
+  // Only a regular file is read (symlinks followed): a device such as
+  // /dev/zero has no end, and opening a FIFO waits for a writer. stat()
+  // refuses them before any open; O_NONBLOCK and fstat() close the race
+  // with a file replaced in between.
   struct stat st {};
-  if (fstat(fileno(f.get()), &st) != 0)
-    throw RecordError(path + ": cannot read: " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw RecordError(path + ": is a directory");
+  if (::stat(path.c_str(), &st) != 0)
+    throw RecordError(path + ": cannot open: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw RecordError(not_regular(path, st.st_mode));
+  struct Fd {
+    int fd;
+    ~Fd() {
+      if (fd >= 0) ::close(fd);
+    }
+  } f{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+  if (f.fd < 0) throw RecordError(path + ": cannot open: " + std::strerror(errno));
+  if (::fstat(f.fd, &st) != 0) throw RecordError(path + ": cannot read: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw RecordError(not_regular(path, st.st_mode));
   if (st.st_size > kMaxImageFileBytes)
     throw RecordError(path + ": file of " + std::to_string(st.st_size) +
                       " bytes is larger than the maximum of " + std::to_string(kMaxImageFileBytes) +
                       " bytes");
+  const auto size = static_cast<std::size_t>(st.st_size);
+  // The header first: a file that is no image, or whose header names too
+  // many pixels, is refused after 256 KiB, however large it is.
   std::string bytes;
-  char chunk[1 << 16];
-  std::size_t n;
-  while ((n = std::fread(chunk, 1, sizeof chunk, f.get())) > 0) {
-    bytes.append(chunk, n);
-    if (static_cast<std::int64_t>(bytes.size()) > kMaxImageFileBytes)
-      throw RecordError(path + ": file is larger than the maximum of " +
-                        std::to_string(kMaxImageFileBytes) + " bytes");
+  read_bytes(f.fd, std::min<std::size_t>(size, 256 << 10), bytes, path);
+  if (bytes.empty()) throw RecordError(path + ": empty file");
+  std::int64_t pixels = 0;
+  if (auto dims = peek_image_size(bytes)) {
+    if (dims->width <= 0 || dims->height <= 0 || dims->width > max_pixels / dims->height)
+      return decode_gray(bytes, path, max_pixels);  // throws: empty, or too many pixels
+    pixels = dims->width * dims->height;
+  } else if (!image_signature(bytes) || bytes.size() == size) {
+    return decode_gray(bytes, path, max_pixels);  // throws its "not an image" error
   }
-  if (std::ferror(f.get())) throw RecordError(path + ": cannot read: " + std::strerror(errno));
+  // The rest, within the process's read budget: the bytes, and the decoded
+  // pixels (at most 4 channels of 16 bits, then the 8-bit gray copy).
+  const std::int64_t need = static_cast<std::int64_t>(size) + pixels * 9;
+  read_budget().acquire(need);
+  struct Release {
+    std::int64_t n;
+    ~Release() { read_budget().release(n); }
+  } release{need};
+  read_bytes(f.fd, size - bytes.size(), bytes, path);
   return decode_gray(bytes, path, max_pixels);
 }
 

@@ -52,7 +52,10 @@ std::string join_path(std::string_view dir, std::string_view rel);
 
 // True when the file at `path` begins with the signature of an image format
 // that edan decodes: JPEG, PNG, BMP, TIFF, PNM (P1-P6) or WebP. The content
-// decides, not the extension; a file that cannot be read is not an image.
+// decides, not the extension; a file that cannot be read, or is not a
+// regular file (a device, a FIFO: never opened for long), is not an image.
 bool has_image_signature(const std::string& path);
+// The same test on a file's first bytes (12 are enough).
+bool image_signature(std::string_view head);
 
 }  // namespace edan

@@ -17,6 +17,10 @@ namespace edan {
 inline constexpr std::int64_t kMaxImagePixels = 50'000'000;
 // Files larger than this are refused before they are read into memory.
 inline constexpr std::int64_t kMaxImageFileBytes = std::int64_t{1} << 30;  // 1 GiB
+// What all of a process's image reads in flight may hold at once (a file's
+// bytes and its decoded pixels): reads past it wait, whatever the number of
+// threads, so that memory stays bounded (read_gray).
+inline constexpr std::int64_t kImageReadBudgetBytes = std::int64_t{3} << 29;  // 1.5 GiB
 
 // Width and height as written in an image file's header, for the formats
 // named above; nullopt for other formats or a header too short to tell.
@@ -54,10 +58,14 @@ cv::Mat to_gray8(const cv::Mat& img);
 cv::Mat decode_gray(std::string_view bytes, const std::string& name,
                     std::int64_t max_pixels = kMaxImagePixels);
 
-// Reads a whole file and decodes it with decode_gray. Throws RecordError
-// naming the path when it cannot be opened or read, is empty, is larger than
-// kMaxImageFileBytes, or cannot be decoded; RecordError (without the path)
-// when the path contains a NUL byte.
+// Reads a whole file and decodes it with decode_gray. Only a regular file
+// is opened (after following symlinks): a device, FIFO or socket is refused
+// before it is read. At most the file's size is read, and only its first
+// 256 KiB when the header is not an image's or names too many pixels; the
+// rest waits within kImageReadBudgetBytes. Throws RecordError naming the path
+// when it cannot be opened or read, is not a regular file, is empty, is
+// larger than kMaxImageFileBytes, or cannot be decoded; RecordError (without
+// the path) when the path contains a NUL byte.
 cv::Mat read_gray(const std::string& path, std::int64_t max_pixels = kMaxImagePixels);
 
 // Encodes an 8-bit image as PNG and writes it atomically (edan/fs.hpp),
