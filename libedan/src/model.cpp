@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <boost/crc.hpp>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -572,16 +574,46 @@ torch::Tensor landmark_heatmaps(const torch::Tensor& landmarks, std::int64_t siz
   return heat.to(landmarks.options().dtype(torch::kFloat32));
 }
 
+std::string tensors_checksum(std::string_view text,
+                             const std::vector<std::pair<std::string, torch::Tensor>>& named) {
+  boost::crc_32_type crc;
+  crc.process_bytes(text.data(), text.size());
+  for (const auto& [name, t] : named) {
+    crc.process_bytes(name.data(), name.size() + 1);  // with its NUL: names stay apart
+    auto c = t.to(torch::kCPU).contiguous();
+    for (auto d : c.sizes()) crc.process_bytes(&d, sizeof d);
+    crc.process_bytes(c.data_ptr(), c.numel() * c.element_size());
+  }
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(crc.checksum()));
+  return std::string("crc32:") + hex;
+}
+
+std::string error_message(const std::exception& e) {
+  const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+  std::string m = c10 ? c10->what_without_backtrace() : e.what();
+  auto nl = m.find('\n');
+  return nl == std::string::npos ? m : m.substr(0, nl);
+}
+
 // --- the model file -----------------------------------------------------------
 
 namespace {
 const char* const kMetaKey = "edan_meta";
+const char* const kChecksumKey = "edan_checksum";
 
-std::string torch_message(const c10::Error& e) {
-  std::string m = e.what_without_backtrace();
-  auto nl = m.find('\n');
-  return nl == std::string::npos ? m : m.substr(0, nl);
+// Over the metadata as stored and every parameter and buffer of the model,
+// in registration order. The archive's own CRCs are not checked when
+// LibTorch reads it, so a file damaged in place would otherwise load and
+// predict nonsense.
+std::string model_checksum(EmotionalDan& model, const std::string& meta) {
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& p : model->named_parameters(/*recurse=*/true)) named.emplace_back(p.key(), p.value());
+  for (const auto& b : model->named_buffers(/*recurse=*/true)) named.emplace_back(b.key(), b.value());
+  return tensors_checksum(meta, named);
 }
+
+std::string torch_message(const c10::Error& e) { return error_message(e); }
 }  // namespace
 
 void save_model(const std::string& path, EmotionalDan& model, const ModelMeta& meta) {
@@ -592,8 +624,10 @@ void save_model(const std::string& path, EmotionalDan& model, const ModelMeta& m
     auto device = model->mean_shape().device();
     model->to(torch::kCPU);
     model->save(archive);
+    const auto meta_json = json::serialize(meta_to_json(meta));
+    archive.write(kMetaKey, c10::IValue(meta_json));
+    archive.write(kChecksumKey, c10::IValue(model_checksum(model, meta_json)));
     model->to(device);
-    archive.write(kMetaKey, c10::IValue(json::serialize(meta_to_json(meta))));
     archive.save_to(bytes);
   } catch (const c10::Error& e) {
     throw FatalError(path + ": cannot serialise the model: " + torch_message(e));
@@ -623,6 +657,15 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
     check_config(loaded.meta.config);
     loaded.model = EmotionalDan(loaded.meta.config, loaded.meta.mean_shape);
     loaded.model->load(archive);
+    c10::IValue stored;
+    if (!archive.try_read(kChecksumKey, stored) || !stored.isString())
+      throw std::runtime_error(
+          "no weights checksum: saved by an earlier edan, so its integrity cannot be "
+          "verified; train it again with this edan-train");
+    const auto computed = model_checksum(loaded.model, meta.toStringRef());
+    if (stored.toStringRef() != computed)
+      throw std::runtime_error("the file is damaged: its weights checksum is " + computed +
+                               ", saved as " + stored.toStringRef());
   } catch (const c10::Error& e) {
     throw FatalError(path + ": not a usable edan model (" + torch_message(e) + ")");
   } catch (const std::exception& e) {

@@ -815,6 +815,19 @@ struct LoopState {
   }
 };
 
+// The checkpoint's metadata, weights and best weights (not the optimizer's
+// moments: damage there only slows the resumed run), as save_checkpoint
+// wrote them.
+std::string checkpoint_checksum(const std::string& meta, const std::vector<torch::Tensor>& weights,
+                                const Snapshot& best) {
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    named.emplace_back("weights.t" + std::to_string(i), weights[i].detach());
+  for (std::size_t i = 0; i < best.size(); ++i)
+    named.emplace_back("best.t" + std::to_string(i), best[i]);
+  return tensors_checksum(meta, named);
+}
+
 void save_checkpoint(const std::string& path, EmotionalDan& model, const Snapshot& best,
                      torch::optim::Optimizer* optimizer, const LoopState& state,
                      const boost::json::object& print) {
@@ -833,7 +846,9 @@ void save_checkpoint(const std::string& path, EmotionalDan& model, const Snapsho
   }
   boost::json::object meta{
       {"format", "edan-train-checkpoint 1"}, {"fingerprint", print}, {"state", state.to_json()}};
-  archive.write("meta", c10::IValue(boost::json::serialize(meta)));
+  const auto meta_json = boost::json::serialize(meta);
+  archive.write("meta", c10::IValue(meta_json));
+  archive.write("checksum", c10::IValue(checkpoint_checksum(meta_json, current, best)));
   // Serialised in memory and written by write_file_atomic, whose write
   // errors (a full disk) are checked; LibTorch's own file writer is not
   // relied on to notice them.
@@ -841,7 +856,7 @@ void save_checkpoint(const std::string& path, EmotionalDan& model, const Snapsho
   try {
     archive.save_to(bytes);
   } catch (const std::exception& e) {
-    throw FatalError(path + ": cannot write checkpoint: " + e.what());
+    throw FatalError(path + ": cannot write checkpoint: " + error_message(e));
   }
   write_file_atomic(path, bytes.str(), /*durable=*/true);
 }
@@ -887,11 +902,15 @@ LoadedCheckpoint load_checkpoint(const std::string& path, const boost::json::obj
       c.weights.push_back(w);
       c.best.push_back(b);
     }
+    c10::IValue stored;
+    if (!archive.try_read("checksum", stored) || !stored.isString() ||
+        stored.toStringRef() != checkpoint_checksum(meta_value.toStringRef(), c.weights, c.best))
+      throw std::runtime_error("the file is damaged (its checksum does not match)");
     c.has_optimizer = archive.try_read("optimizer", c.optimizer);
   } catch (const FatalError&) {
     throw;
   } catch (const std::exception& e) {
-    throw FatalError(path + ": cannot resume from this checkpoint: " + e.what());
+    throw FatalError(path + ": cannot resume from this checkpoint: " + error_message(e));
   }
   return c;
 }

@@ -223,11 +223,22 @@ torch::Tensor landmark_heatmaps_vectorised(const torch::Tensor& landmarks, std::
 torch::Tensor shape_to_tensor(const Shape& s);
 Shape tensor_to_shape(const torch::Tensor& t);
 
-// Writes a model file (weights + ModelMeta) atomically (temporary + rename).
-// Throws FatalError naming the file on I/O errors.
+// "crc32:xxxxxxxx" over `text`, then each tensor's name, shape and bytes
+// (model and checkpoint files store it to detect damage on load).
+std::string tensors_checksum(std::string_view text,
+                             const std::vector<std::pair<std::string, torch::Tensor>>& named);
+
+// An exception's message in one line: LibTorch's without its backtrace
+// (c10::Error::what() holds a C++ stack trace), anything else's first line.
+std::string error_message(const std::exception& e);
+
+// Writes a model file (weights + ModelMeta + a CRC-32 of both) atomically
+// (temporary + rename). Throws FatalError naming the file on I/O errors.
 void save_model(const std::string& path, EmotionalDan& model, const ModelMeta& meta);
 // Loads a model file. Throws FatalError naming the file when it is missing,
-// not an edan model, truncated, or of an incompatible version.
+// not an edan model, truncated, damaged (its weights or metadata do not
+// match the checksum saved with them), without a checksum (saved by an
+// earlier edan), or of an incompatible version.
 struct LoadedModel {
   EmotionalDan model{nullptr};
   ModelMeta meta;
