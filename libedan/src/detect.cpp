@@ -546,6 +546,11 @@ std::vector<Face> FaceCropper::crop(const Record& r) {
   }
   cv::Mat gray = read_gray(*image);
   try {
+    // A box off the image would frame black padding only, and be classified.
+    if (box && !(box->x < gray.cols && box->y < gray.rows && box->x + box->w > 0 &&
+                 box->y + box->h > 0))
+      throw RecordError("box: " + to_text(box_json(*box)) + " lies outside the " +
+                        std::to_string(gray.cols) + "x" + std::to_string(gray.rows) + " image");
     return crop(gray, landmarks, box);
   } catch (const RecordError& e) {
     throw RecordError(*image + ": " + e.what());

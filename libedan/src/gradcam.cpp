@@ -387,7 +387,7 @@ void GradCam::annotate(std::vector<Record*>& batch) {
         p[static_cast<std::size_t>(k)] = probs[jj][k].item<double>();
       int label = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
       Shape file_lm = f.in.to_output(lm, static_cast<double>(s));
-      set_prediction(r, m.labels(), label, p, file_lm);
+      if (!set_prediction(r, m.labels(), label, p, file_lm)) continue;
     }
     json::object g;
     g["layer"] = m.opt.layer;

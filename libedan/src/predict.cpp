@@ -93,10 +93,18 @@ Predictor::Croppers& Predictor::croppers() {
   return *croppers_;
 }
 
-void set_prediction(Record& r, const std::vector<std::string>& labels, int label,
+bool set_prediction(Record& r, const std::vector<std::string>& labels, int label,
                     const std::vector<double>& probs, const Shape& landmarks) {
   if (probs.size() != labels.size() || label < 0 || label >= static_cast<int>(labels.size()))
     throw std::invalid_argument("set_prediction: probabilities do not match the labels");
+  const bool finite =
+      std::all_of(probs.begin(), probs.end(), [](double p) { return std::isfinite(p); }) &&
+      std::all_of(landmarks.begin(), landmarks.end(),
+                  [](const Point2& q) { return std::isfinite(q.x) && std::isfinite(q.y); });
+  if (!finite) {
+    set_error(r, "the model's output is not finite: its file is damaged or its training diverged");
+    return false;
+  }
   boost::json::object pred;
   pred["label"] = labels[static_cast<std::size_t>(label)];
   boost::json::object p;
@@ -107,6 +115,7 @@ void set_prediction(Record& r, const std::vector<std::string>& labels, int label
     points.push_back(boost::json::array{json_number(q.x, 0.01), json_number(q.y, 0.01)});
   pred["landmarks"] = std::move(points);
   r["pred"] = std::move(pred);
+  return true;
 }
 
 Predictor::Outputs Predictor::forward(const torch::Tensor& pixels) {
@@ -353,7 +362,8 @@ void predict_video(Predictor& predictor, const VideoSource& source,
   const double fps = cap.get(cv::CAP_PROP_FPS);
   const auto start = std::chrono::steady_clock::now();
   cv::Mat frame;
-  for (std::int64_t index = 0; cap.read(frame); ++index) {
+  std::int64_t index = 0;
+  for (; cap.read(frame); ++index) {
     if (index % source.every != 0 || frame.empty()) continue;
     double time =
         fps > 0 ? static_cast<double>(index) / fps
@@ -371,6 +381,19 @@ void predict_video(Predictor& predictor, const VideoSource& source,
       for (auto& kv : face) r[kv.key()] = std::move(kv.value());
       emit(r);
     }
+  }
+  // OpenCV reports a damaged file's early end as the end: compare the frames
+  // read with the count its container declares. The error record makes
+  // the run exit 1.
+  const auto declared = static_cast<std::int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
+  if (!source.file.empty() && index < declared) {
+    Record r;
+    r["video"] = source.file;
+    r["frame"] = index;
+    set_error(r, "video ends after " + std::to_string(index) + " of the " +
+                     std::to_string(declared) + " frames it declares: the file is truncated or "
+                     "damaged");
+    emit(r);
   }
 }
 

@@ -6,6 +6,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "edan/error.hpp"
 
@@ -102,6 +105,57 @@ json::value parse_exact(std::string_view text, json::error_code& ec,
 }
 }  // namespace
 
+namespace {
+// Python's json.dumps writes NaN, Infinity and -Infinity, which are not
+// JSON. Each such token outside a string is replaced by a marker string, so
+// that the rest of the record parses; nullopt when there is none.
+// The marker, as decoded and as written in JSON.
+const std::string_view kNonFinite = "\x01" "edan-non-finite\x01";
+const std::string_view kNonFiniteJson = R"("\u0001edan-non-finite\u0001")";
+std::optional<std::string> mark_non_finite(std::string_view text) {
+  std::string out;
+  bool in_string = false, found = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      out += c;
+      if (c == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    std::size_t n = 0;
+    for (std::string_view token : {"NaN", "Infinity", "-Infinity"})
+      if (text.substr(i, token.size()) == token) n = std::max(n, token.size());
+    if (n > 0) {
+      out += kNonFiniteJson;
+      i += n - 1;
+      found = true;
+      continue;
+    }
+    out += c;
+  }
+  if (!found) return std::nullopt;
+  return out;
+}
+
+// Replaces the markers by null; returns their fields' names (a.b[2]).
+void null_non_finite(json::value& v, const std::string& at, std::vector<std::string>& names) {
+  if (v.is_string() && v.get_string() == kNonFinite) {
+    v = nullptr;
+    names.push_back(at);
+  } else if (v.is_object()) {
+    for (auto& kv : v.get_object())
+      null_non_finite(kv.value(), at.empty() ? std::string(kv.key()) : at + "." + std::string(kv.key()),
+                      names);
+  } else if (v.is_array()) {
+    auto& a = v.get_array();
+    for (std::size_t i = 0; i < a.size(); ++i)
+      null_non_finite(a[i], at + "[" + std::to_string(i) + "]", names);
+  }
+}
+}  // namespace
+
 Record parse_line(std::string_view line, std::size_t line_no, std::string_view source) {
   std::size_t first = line.find_first_not_of(" \t\r");
   std::string_view body = first == std::string_view::npos ? std::string_view{} : line.substr(first);
@@ -129,7 +183,24 @@ Record parse_line(std::string_view line, std::size_t line_no, std::string_view s
   json::parse_options opts;
   opts.allow_invalid_utf8 = true;
   json::value v = parse_exact(body, ec, opts);
-  if (ec) return fail("invalid JSON: " + ec.message());
+  if (ec) {
+    // NaN or Infinity, as Python writes them: the record keeps its other
+    // fields (its image path among them), the bad ones are null and named.
+    const auto marked = mark_non_finite(body);
+    json::error_code ec2;
+    json::value w = marked ? parse_exact(*marked, ec2, opts) : json::value();
+    if (!marked || ec2 || !w.is_object()) return fail("invalid JSON: " + ec.message());
+    std::vector<std::string> names;
+    null_non_finite(w, "", names);
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "'" : ", '") + n + "'";
+    r = std::move(w.as_object());
+    r["error"] = std::string(source) + ":" + std::to_string(line_no) + ": " + list +
+                 (names.size() == 1 ? " is" : " are") +
+                 " NaN or Infinity, which JSON cannot hold (from Python, write "
+                 "json.dumps(..., allow_nan=False) or None)";
+    return r;
+  }
   if (!v.is_object()) return fail("a record must be a JSON object");
   return std::move(v.as_object());
 }

@@ -150,9 +150,26 @@ setup() {
   run --separate-stderr edan-predict -m model.edan --detector none --video cut.avi
   [[ "$stderr" == *"["*" @ 0x"*"]"* ]] || skip "this FFmpeg says nothing about the cut: $stderr"
   run --separate-stderr edan-predict -q -m model.edan --detector none --video cut.avi
-  [ "$status" -eq 0 ]
+  [ "$status" -eq 1 ]
   [ -n "$output" ]
   [ -z "$stderr" ]
+}
+
+@test "a truncated video: the frames read, then an error record naming the cut, exit 1" {
+  "$EDAN_TESTS_BIN/make-video" --frames 50 --fps 10 clip.avi
+  head -c $(( $(stat -c %s clip.avi) * 2 / 5 )) clip.avi > cut.avi
+  run --separate-stderr edan-predict -m model.edan --detector none --video cut.avi
+  [ "$status" -eq 1 ]
+  frames=$(jq -s 'map(select(has("pred"))) | length' <<< "$output")
+  [ "$frames" -gt 0 ] && [ "$frames" -lt 50 ]
+  last=$(tail -1 <<< "$output")
+  [ "$(jq -r .error <<< "$last")" = "video ends after $frames of the 50 frames it declares: the file is truncated or damaged" ]
+  [ "$(jq -r .video <<< "$last")" = cut.avi ]
+  [[ "$stderr" == *"1 of $(( frames + 1 )) records written with an error"* ]]
+  # The whole file: no error record, exit 0.
+  run --separate-stderr edan-predict -m model.edan --detector none --video clip.avi
+  [ "$status" -eq 0 ]
+  [ "$(count_lines <<< "$output")" -eq 50 ]
 }
 
 @test "batches reuse their memory: minor page faults do not grow with the batches" {

@@ -155,6 +155,49 @@ sys.stdout.buffer.write(bytes(random.randrange(256) for _ in range(20000)))' > g
   [ "$(jq -r .error <<< "$output" | grep -c '\.png\|\.jpg')" -eq 4 ]
 }
 
+@test "a device, a symlink to one and a FIFO where an image is expected: refused unread, bounded memory" {
+  need_model
+  ln -s /dev/zero zero.jpg
+  mkfifo fifo.jpg
+  # Four device records for four threads, then a good face: before the fix
+  # each read 1 GiB of /dev/zero (8.5 GB with --threads 4) and the FIFO hung.
+  printf '{"image":"/dev/zero"}\n{"image":"zero.jpg"}\n{"image":"/dev/zero"}\n{"image":"fifo.jpg"}\n{"image":"face.png"}\n' > in.jsonl
+  run --separate-stderr timeout 60 /usr/bin/time -f '%M' -o rss.txt \
+    edan-crop --threads 4 --fallback full --out-dir C in.jsonl
+  [ "$status" -eq 1 ]
+  [ "$(count_lines <<< "$output")" -eq 5 ]
+  [ "$(sed -n 1p <<< "$output" | jq -r .error)" = "/dev/zero: is a device, not a regular file" ]
+  [ "$(sed -n 2p <<< "$output" | jq -r .error)" = "zero.jpg: is a device, not a regular file" ]
+  [ "$(sed -n 4p <<< "$output" | jq -r .error)" = "fifo.jpg: is a FIFO, not a regular file" ]
+  sed -n 5p <<< "$output" | jq -e 'has("error") | not' > /dev/null
+  echo "edan-crop --threads 4: max RSS $(tail -1 rss.txt) KiB"
+  [ "$(tail -1 rss.txt)" -lt 1000000 ]
+  sed 's/"image"/"crop"/' in.jsonl > crops.jsonl
+  run --separate-stderr timeout 60 edan-predict -m model.edan crops.jsonl
+  [ "$status" -eq 1 ]
+  [ "$(jq -r '.error // "ok"' <<< "$output" | cut -d: -f2 | tr '\n' ,)" = " is a device, not a regular file, is a device, not a regular file, is a device, not a regular file, is a FIFO, not a regular file,ok," ]
+}
+
+@test "NaN literals and a box off the image: error records that keep the record's fields" {
+  need_model
+  # Python's json.dumps writes NaN; the image path and the rest survive.
+  printf '%s\n' '{"image":"face.png","id":7,"box":[0,NaN,10,10]}' \
+    '{"image":"face.png","id":8,"box":[5000,5000,100,100]}' '{"image":"face.png","id":9,"box":[-200,0,100,32]}' \
+    '{"image":"face.png","id":10,"box":[-20,-20,30,30]}' > in.jsonl
+  for cmd in "edan-crop --out-dir C" "edan-predict -m model.edan"; do
+    run --separate-stderr $cmd in.jsonl
+    [ "$status" -eq 1 ]
+    [ "$(count_lines <<< "$output")" -eq 4 ]
+    [ "$(jq -r '.image' <<< "$output" | sort -u)" = face.png ]
+    [ "$(jq -c '.id' <<< "$output" | tr '\n' ,)" = "7,8,9,10," ]
+    [ "$(sed -n 1p <<< "$output" | jq -r .error)" = "in.jsonl:1: 'box[1]' is NaN or Infinity, which JSON cannot hold (from Python, write json.dumps(..., allow_nan=False) or None)" ]
+    [ "$(sed -n 2p <<< "$output" | jq -r .error)" = "face.png: box: [5000,5000,100,100] lies outside the 32x32 image" ]
+    [ "$(sed -n 3p <<< "$output" | jq -r .error)" = "face.png: box: [-200,0,100,32] lies outside the 32x32 image" ]
+    # A box that overlaps the image at all is a face.
+    sed -n 4p <<< "$output" | jq -e 'has("error") | not' > /dev/null
+  done
+}
+
 # --- odd paths ------------------------------------------------------------------
 
 @test "paths with invalid UTF-8 pass through edan-index, edan-crop and edan-predict" {
@@ -321,6 +364,49 @@ sys.stdout.buffer.write(bytes(random.randrange(256) for _ in range(20000)))' > g
   done
 }
 
+@test "a model damaged in place is refused on load; a NaN model's output is an error record" {
+  need_model
+  # 10 bytes overwritten in the middle of the largest tensor's data: before
+  # the checksum, it loaded and predicted nonsense. (Offset 1000 of this
+  # small fixture falls in a zip entry's padding, which no reader uses.)
+  python3 - <<'EOF'
+import shutil, zipfile
+zf = zipfile.ZipFile('model.edan')
+info = max((i for i in zf.infolist() if '/data/' in i.filename), key=lambda i: i.file_size)
+with open('model.edan', 'rb') as f:
+    f.seek(info.header_offset + 26)
+    n, m = int.from_bytes(f.read(2), 'little'), int.from_bytes(f.read(2), 'little')
+start = info.header_offset + 30 + n + m
+for name, at in (('mid.edan', start + info.file_size // 2),):
+    shutil.copy('model.edan', name)
+    with open(name, 'r+b') as f:
+        f.seek(at)
+        f.write(b'\x55' * 10)
+EOF
+  echo '{"crop":"face.png"}' > rec.jsonl
+  for m in mid.edan; do
+    for cmd in "edan-predict" "edan-gradcam --out-dir G"; do
+      run --separate-stderr $cmd -m "$m" rec.jsonl
+      [ "$status" -eq 3 ] || { echo "$cmd -m $m: status $status: $output"; return 1; }
+      [ -z "$output" ]
+      echo "$stderr" > err.txt
+      quiet_stderr "${cmd%% *}" 1 || return 1
+      [[ "$stderr" == *"$m"* ]]
+    done
+  done
+  run --separate-stderr edan-predict -m mid.edan rec.jsonl
+  [[ "$stderr" == *"damaged: its weights checksum is crc32:"* ]]
+  # A valid file whose training diverged: never a prediction.
+  "$EDAN_TESTS_BIN/make-model" --size 32 --nan-weights nan.edan
+  run --separate-stderr edan-predict -m nan.edan rec.jsonl
+  [ "$status" -eq 1 ]
+  [ "$(jq -r .error <<< "$output")" = "the model's output is not finite: its file is damaged or its training diverged" ]
+  [ "$(jq 'has("pred")' <<< "$output")" = false ]
+  run --separate-stderr edan-gradcam -m nan.edan --out-dir G rec.jsonl
+  [ "$status" -eq 1 ]
+  [ "$(jq 'has("pred") or has("gradcam")' <<< "$output")" = false ]
+}
+
 @test "a checkpoint given as a model, a model given as a checkpoint: exit 3" {
   need_model
   for i in 1 2 3 4; do echo "{\"crop\":\"face.png\",\"label\":\"happy\",\"subject\":\"s$i\"}"; done > recs.jsonl
@@ -341,6 +427,16 @@ sys.stdout.buffer.write(bytes(random.randrange(256) for _ in range(20000)))' > g
   [ "$status" -eq 3 ]
   [[ "$stderr" == *"cut.ckpt"* ]]
   [ ! -e m2.edan ]
+  # Damaged inside (its zip directory intact): one line, no C++ backtrace.
+  for at in 200 $(( $(stat -c %s m.edan.ckpt) / 2 )); do
+    cp m.edan.ckpt bad.ckpt
+    printf 'XXXXXXXXXX' | dd of=bad.ckpt bs=1 seek="$at" conv=notrunc status=none
+    run --separate-stderr edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 1 --batch 2 -q \
+      --resume --checkpoint bad.ckpt -o m2.edan recs.jsonl
+    [ "$status" -eq 3 ]
+    echo "$stderr" > err.txt
+    quiet_stderr edan-train 1
+  done
 }
 
 # --- directories and read-only places ----------------------------------------------

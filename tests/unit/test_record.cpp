@@ -28,6 +28,23 @@ TEST(Record_ParseLine, malformedJsonNamesLine) {
   EXPECT_EQ(r["line"].as_int64(), 42);
 }
 
+TEST(Record_ParseLine, nanAndInfinityKeepTheRecordAndNameTheirFields) {
+  // What Python's json.dumps writes; a "NaN" inside a string is text.
+  Record r = edan::parse_line(
+      R"({"image":"a NaN.png","box":[1,NaN,3,-Infinity],"pred":{"score":Infinity}})", 7, "in");
+  ASSERT_TRUE(edan::has_error(r));
+  EXPECT_EQ(r["image"].as_string(), "a NaN.png");
+  EXPECT_EQ(edan::to_text(r["box"]), "[1,null,3,null]");
+  EXPECT_TRUE(r["pred"].as_object()["score"].is_null());
+  EXPECT_EQ(std::string(r["error"].as_string()),
+            "in:7: 'box[1]', 'box[3]', 'pred.score' are NaN or Infinity, which JSON cannot hold "
+            "(from Python, write json.dumps(..., allow_nan=False) or None)");
+  // Still malformed otherwise: the plain error.
+  Record bad = edan::parse_line(R"({"image":"a.png","x":NaN,)", 8, "in");
+  EXPECT_FALSE(bad.contains("image"));
+  EXPECT_EQ(bad["line"].as_int64(), 8);
+}
+
 TEST(Record_ParseLine, nonObjectIsError) {
   Record r = edan::parse_line("[1,2,3]", 7);
   EXPECT_TRUE(edan::has_error(r));

@@ -170,8 +170,11 @@ void predict_video(Predictor& predictor, const VideoSource& source,
 
 // Adds "pred" to a record: label name, probs by class name (rounded to 6
 // decimals), landmarks (rounded to 0.01 px). Replaces an existing "pred" in
-// place. Throws std::invalid_argument when probs do not match labels.
-void set_prediction(Record& r, const std::vector<std::string>& labels, int label,
+// place. A non-finite probability or landmark (a damaged or diverged model)
+// is never written as a prediction: the record gets an "error" instead and
+// false is returned. Throws std::invalid_argument when probs do not match
+// labels.
+bool set_prediction(Record& r, const std::vector<std::string>& labels, int label,
                     const std::vector<double>& probs, const Shape& landmarks);
 
 }  // namespace edan

@@ -20,7 +20,10 @@ using Record = boost::json::object;
 //  - a line that does not start with '{' is taken as a bare image path:
 //    {"image": line} (so `ls *.jpg | edan-predict` works);
 //  - anything else (malformed JSON, a JSON value that is not an object)
-//    becomes {"error": "<source>:<line_no>: ...", "line": line_no}.
+//    becomes {"error": "<source>:<line_no>: ...", "line": line_no};
+//  - an object that holds NaN, Infinity or -Infinity (as Python's
+//    json.dumps writes them) keeps its fields, those null, and gains an
+//    "error" naming them.
 // Strings may hold invalid UTF-8 (file names are bytes): it is kept as is,
 // and to_line writes it back unchanged.
 Record parse_line(std::string_view line, std::size_t line_no, std::string_view source = "-");
