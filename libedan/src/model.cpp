@@ -613,7 +613,6 @@ std::string model_checksum(EmotionalDan& model, const std::string& meta) {
   return tensors_checksum(meta, named);
 }
 
-std::string torch_message(const c10::Error& e) { return error_message(e); }
 }  // namespace
 
 void save_model(const std::string& path, EmotionalDan& model, const ModelMeta& meta) {
@@ -630,7 +629,7 @@ void save_model(const std::string& path, EmotionalDan& model, const ModelMeta& m
     model->to(device);
     archive.save_to(bytes);
   } catch (const c10::Error& e) {
-    throw FatalError(path + ": cannot serialise the model: " + torch_message(e));
+    throw FatalError(path + ": cannot serialise the model: " + error_message(e));
   }
   write_file_atomic(path, bytes.str(), /*durable=*/true);
 }
@@ -644,7 +643,7 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   try {
     archive.load_from(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    throw FatalError(path + ": not an edan model file, or truncated (" + torch_message(e) + ")");
+    throw FatalError(path + ": not an edan model file, or truncated (" + error_message(e) + ")");
   }
   LoadedModel loaded;
   try {
@@ -667,7 +666,7 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
       throw std::runtime_error("the file is damaged: its weights checksum is " + computed +
                                ", saved as " + stored.toStringRef());
   } catch (const c10::Error& e) {
-    throw FatalError(path + ": not a usable edan model (" + torch_message(e) + ")");
+    throw FatalError(path + ": not a usable edan model (" + error_message(e) + ")");
   } catch (const std::exception& e) {
     throw FatalError(path + ": not a usable edan model (" + e.what() + ")");
   }
@@ -717,7 +716,7 @@ torch::Device parse_device(const std::string& name) {
     try {
       return torch::Device(name);
     } catch (const c10::Error& e) {
-      throw UsageError("--device " + name + ": " + torch_message(e));
+      throw UsageError("--device " + name + ": " + error_message(e));
     }
   }
   throw UsageError("--device " + name + ": unknown device (use cpu or cuda)");
