@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   tool.add({"--max-faces"}, "N", "keep the N largest faces of each image; 0 = all", &opt.max_faces);
   tool.add_threads();
   tool.add_output();
+  tool.add_resume();
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
     opt.fallback = edan::parse_fallback(fallback);

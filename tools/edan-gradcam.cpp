@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   tool.add_threads();
   tool.add_device();
   tool.add_output();
+  tool.add_resume();
   tool.epilog(
       "Example:\n  edan-crop --out-dir crops faces.jsonl | edan-gradcam --out-dir cams --mean means"
       " | edan-auoverlap -f markdown");

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   tool.add_device();
   tool.add_shard();
   tool.add_output();
+  tool.add_resume();
   tool.epilog(
       "Examples:\n  edan-predict photos/ > scored.jsonl\n"
       "  edan-crop --out-dir crops photos.jsonl | edan-predict > scored.jsonl");

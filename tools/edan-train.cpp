@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   opt.device = tool.device();
   opt.seed = tool.seed();
   return tool.run([&] {
+    edan::TrainOutputs outputs(opt, tool.inputs());
     std::vector<edan::Record> records;
     tool.for_each_input([&](edan::Record& r) { records.push_back(std::move(r)); });
     auto reporter = edan::stderr_reporter(tool.name(), tool.quiet());

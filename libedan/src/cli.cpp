@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
 #include <condition_variable>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -48,7 +50,14 @@ struct Tool::Option {
 
 struct Tool::Impl {
   std::FILE* out = stdout;
-  std::string tmp_path;  // --output's temporary file, renamed on success
+  std::optional<TempFile> tmp;   // --output's temporary file, renamed on success
+  std::string partial;           // with --resume: the output so far, kept when interrupted
+  std::optional<FileLock> lock;  // on --output, for the whole run
+  boost::json::array command;    // the arguments, to tell that a resumed run is the same
+  std::size_t skip = 0;          // with --resume: inputs done by the earlier runs
+  std::size_t done = 0;          // inputs done in all, as last saved or to be saved
+  std::uint64_t done_bytes = 0;  // the length of their output
+  double last_saved = 0;
   std::unique_ptr<RecordWriter> writer;
   mutable double last_progress = 0;
   mutable bool progress_shown = false;
@@ -98,12 +107,14 @@ Tool::Tool(std::string name, std::string summary, std::string positional_usage)
   // with EFBIG and the run ends with a clear error and exit 3, instead of
   // the kernel's SIGXFSZ killing the process half-way through a file.
   std::signal(SIGXFSZ, SIG_IGN);
+  // Ctrl-C or a kill removes the temporary files of unfinished outputs.
+  install_signal_cleanup();
   positional_ = &default_inputs_;
   add_flag({"-q", "--quiet"}, "no warnings or progress on stderr", &quiet_);
 }
 
 Tool::~Tool() {
-  if (!impl_->tmp_path.empty()) std::remove(impl_->tmp_path.c_str());
+  if (impl_->out != stdout) std::fclose(impl_->out);
 }
 
 #define EDAN_ADD_OPTION(Type)                                                                     \
@@ -185,6 +196,12 @@ void Tool::add_batch(int default_batch) {
   batch_ = default_batch;
   add({"--batch"}, "N", "records per batch", &batch_);
 }
+void Tool::add_resume() {
+  add_flag({"--resume"},
+           "with -o FILE: keep the output of an interrupted run (FILE.partial) and, run "
+           "again, go on from the next input",
+           &resume_);
+}
 void Tool::add_shard() {
   add({"--shard"}, "K/N",
       "process only the K-th of N interleaved slices of the input (1-based; "
@@ -263,6 +280,17 @@ std::optional<int> Tool::parse(int argc, char** argv) {
       "positional-args", po::value<std::vector<std::string>>());
   po::positional_options_description pos;
   pos.add("positional-args", -1);
+  // The command as --resume compares it: without the options that do not
+  // change the output (-q, --threads), so a continued run may differ in them.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "-q" || a == "--quiet" || a.rfind("--threads=", 0) == 0) continue;
+    if (a == "--threads") {
+      ++i;
+      continue;
+    }
+    impl_->command.emplace_back(a);
+  }
   try {
     po::variables_map vm;
     po::store(
@@ -304,6 +332,8 @@ std::optional<int> Tool::parse(int argc, char** argv) {
         throw UsageError("--shard " + shard_ + ": need 1 <= K <= N");
       shard_k_ -= 1;
     }
+    if (resume_ && (output_.empty() || output_ == "-"))
+      throw UsageError("--resume needs -o FILE (the output of a run that can be continued)");
     if (batch_ < 1) throw UsageError("--batch must be at least 1");
     if (threads_ < 0) throw UsageError("--threads must be 0 (all cores) or more");
     if (device_ != "cpu" && device_.rfind("cuda", 0) != 0)
@@ -324,6 +354,10 @@ std::optional<int> Tool::parse(int argc, char** argv) {
   return std::nullopt;
 }
 
+namespace {
+std::string pos_path(const std::string& partial) { return partial + ".pos"; }
+}  // namespace
+
 std::FILE* Tool::out() {
   if (!impl_->writer) {
     if (!output_.empty() && output_ != "-") {
@@ -331,17 +365,93 @@ std::FILE* Tool::out() {
       struct stat st {};
       if (::stat(output_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
         throw FatalError(output_ + ": is a directory");
-      impl_->tmp_path = temp_path_for(output_);
-      impl_->out = std::fopen(impl_->tmp_path.c_str(), "wb");
-      if (!impl_->out) {
-        impl_->tmp_path.clear();
-        throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
+      impl_->lock.emplace(output_);
+      if (resume_) {
+        open_partial();
+      } else {
+        impl_->tmp.emplace(temp_path_for(output_));
+        impl_->out = std::fopen(impl_->tmp->path().c_str(), "wb");
+        if (!impl_->out) {
+          impl_->out = stdout;
+          throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
+        }
       }
     }
     impl_->writer = std::make_unique<RecordWriter>(
-        impl_->out, impl_->tmp_path.empty() ? std::string("stdout") : output_);
+        impl_->out, impl_->out == stdout ? std::string("stdout") : output_);
   }
   return impl_->out;
+}
+
+void Tool::open_partial() {
+  const std::string partial = output_ + ".partial";
+  // What an earlier run saved: the inputs it had done and the length of
+  // their output. Without it, nothing of FILE.partial is known complete.
+  std::size_t bytes = 0;
+  std::ifstream pos_in(pos_path(partial));
+  std::string pos_text((std::istreambuf_iterator<char>(pos_in)), std::istreambuf_iterator<char>());
+  struct stat st {};
+  const bool have_partial = ::stat(partial.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+  if (!pos_text.empty() && have_partial) {
+    Record pos = parse_line(pos_text, 1, pos_path(partial));
+    auto inputs = get_number(pos, "inputs"), length = get_number(pos, "bytes");
+    const auto* command = pos.if_contains("command");
+    if (has_error(pos) || !inputs || !length || *inputs < 0 || *length < 0 ||
+        static_cast<double>(st.st_size) < *length)
+      throw FatalError(pos_path(partial) + ": damaged; remove " + partial + " and " +
+                       pos_path(partial) + " to start over");
+    if (!command || *command != boost::json::value(impl_->command))
+      throw FatalError(partial + " was written by another command (" +
+                       (command ? to_text(*command) : std::string("unknown")) +
+                       "): run that command again with --resume, or remove " + partial +
+                       " to start over");
+    impl_->skip = impl_->done = static_cast<std::size_t>(*inputs);
+    bytes = static_cast<std::size_t>(*length);
+  }
+  // The records kept count as written (their errors in the exit status).
+  if (bytes > 0) {
+    std::ifstream in(partial, std::ios::binary);
+    std::string line;
+    std::size_t read = 0, line_no = 0;
+    while (read < bytes && std::getline(in, line)) {
+      read += line.size() + 1;
+      count(parse_line(line, ++line_no, partial));
+    }
+  }
+  if (::truncate(partial.c_str(), static_cast<off_t>(bytes)) != 0 && have_partial)
+    throw FatalError(partial + ": cannot truncate: " + std::strerror(errno));
+  impl_->out = std::fopen(partial.c_str(), bytes > 0 ? "ab" : "wb");
+  if (!impl_->out) {
+    impl_->out = stdout;
+    throw FatalError(partial + ": cannot write: " + std::strerror(errno));
+  }
+  std::fseek(impl_->out, 0, SEEK_END);
+  impl_->done_bytes = bytes;
+  impl_->partial = partial;
+  if (impl_->skip > 0)
+    warn("resuming " + output_ + ": " + std::to_string(impl_->skip) + " input record" +
+         (impl_->skip == 1 ? "" : "s") + " already done, " + std::to_string(written_) +
+         " output record" + (written_ == 1 ? "" : "s") + " kept");
+}
+
+void Tool::inputs_done(std::size_t n) {
+  if (!impl_->writer) return;
+  impl_->writer->flush();
+  if (impl_->partial.empty()) return;
+  impl_->done = impl_->skip + n;
+  impl_->done_bytes = static_cast<std::uint64_t>(ftello(impl_->out));
+  // At most once a second: a run interrupted redoes at most that much.
+  if (now_seconds() - impl_->last_saved >= 1.0) save_position();
+}
+
+void Tool::save_position() {
+  if (impl_->partial.empty()) return;
+  Record pos;
+  pos["inputs"] = impl_->done;
+  pos["bytes"] = impl_->done_bytes;
+  pos["command"] = impl_->command;
+  write_file_atomic(pos_path(impl_->partial), to_line(pos) + "\n");
+  impl_->last_saved = now_seconds();
 }
 
 int Tool::run(const std::function<int()>& body) {
@@ -357,13 +467,17 @@ int Tool::run(const std::function<int()>& body) {
     out();
     impl_->writer->flush();
     if (failed_) warn(failure_summary());
-    if (!impl_->tmp_path.empty()) {
+    if (impl_->out != stdout) {
       std::FILE* f = impl_->out;
       impl_->out = stdout;
       if (std::fclose(f) != 0) throw FatalError(output_ + ": write error: " + std::strerror(errno));
-      std::string tmp = std::move(impl_->tmp_path);
-      impl_->tmp_path.clear();
-      rename_into_place(tmp, output_);
+      if (impl_->tmp) {
+        rename_into_place(impl_->tmp->path(), output_);
+        impl_->tmp->release();
+      } else {
+        rename_into_place(impl_->partial, output_);
+        std::remove(pos_path(impl_->partial).c_str());
+      }
     }
     return rc;
   } catch (const BrokenPipe&) {
@@ -374,7 +488,20 @@ int Tool::run(const std::function<int()>& body) {
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
+    keep_partial();
     return kExitFatal;
+  }
+}
+
+void Tool::keep_partial() {
+  if (impl_->partial.empty()) return;
+  try {
+    save_position();
+    error("the output so far is kept in " + impl_->partial +
+          ": run the same command again to go on from input record " +
+          std::to_string(impl_->done + 1));
+  } catch (const std::exception& e) {
+    error(e.what());
   }
 }
 
@@ -419,11 +546,23 @@ void Tool::write(const Record& r) {
 void Tool::emit(const Record& r) { write(r); }
 
 void Tool::for_each_input(const std::function<void(Record&)>& fn) {
-  std::size_t index = 0;
+  const bool to_file = !output_.empty() && output_ != "-";
+  for (const auto& path : inputs())
+    if (to_file && path != "-" && same_file(path, output_))
+      throw UsageError(path + ": is also the output (-o " + output_ +
+                       "), which would replace it: write the output elsewhere");
+  // With --resume, what an earlier run did is known before the first input.
+  if (resume_) out();
+  std::size_t index = 0, delivered = 0;
+  auto deliver = [&](Record& r) {
+    if (!shard_keeps(index++)) return;
+    if (delivered++ < impl_->skip) return;  // done by an earlier run (--resume)
+    fn(r);
+  };
   auto image_record = [&](const std::string& image) {
     Record r;
     r["image"] = image;
-    if (shard_keeps(index++)) fn(r);
+    deliver(r);
   };
   for (const auto& path : inputs()) {
     struct stat st {};
@@ -460,9 +599,7 @@ void Tool::for_each_input(const std::function<void(Record&)>& fn) {
     RecordReader reader(f, path == "-" ? "<stdin>" : path);
     Record r;
     try {
-      while (reader.next(r)) {
-        if (shard_keeps(index++)) fn(r);
-      }
+      while (reader.next(r)) deliver(r);
     } catch (...) {
       if (f != stdin) std::fclose(f);
       throw;
@@ -491,8 +628,8 @@ int Tool::map_records(const std::function<void(Record&)>& fn) {
       }
     }
     write(r);
-    impl_->writer->flush();
-    progress(std::to_string(++n) + " records");
+    inputs_done(++n);
+    progress(std::to_string(n) + " records");
   });
   return failed_ ? kExitSomeFailed : kExitOk;
 }
@@ -516,8 +653,8 @@ int Tool::flat_map_records(const std::function<std::vector<Record>(Record&)>& fn
     }
     if (outs.empty()) outs.push_back(std::move(r));
     for (const auto& o : outs) write(o);
-    impl_->writer->flush();
-    progress(std::to_string(++n) + " records");
+    inputs_done(++n);
+    progress(std::to_string(n) + " records");
   });
   return failed_ ? kExitSomeFailed : kExitOk;
 }
@@ -541,8 +678,8 @@ int Tool::map_batches(const std::function<void(std::vector<Record*>&)>& fn) {
       }
     }
     for (const auto& r : batch) write(r);
-    impl_->writer->flush();
     n += batch.size();
+    inputs_done(n);
     batch.clear();
     progress(std::to_string(n) + " records");
   };
@@ -654,8 +791,8 @@ int Tool::flat_map_batches(
         }
         if (live) ++j;
       }
-      impl_->writer->flush();
       n += b.records.size();
+      inputs_done(n);
       progress(std::to_string(n) + " records");
     }
   } catch (...) {

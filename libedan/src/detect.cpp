@@ -547,8 +547,8 @@ std::vector<Face> FaceCropper::crop(const Record& r) {
   cv::Mat gray = read_gray(*image);
   try {
     // A box off the image would frame black padding only, and be classified.
-    if (box && !(box->x < gray.cols && box->y < gray.rows && box->x + box->w > 0 &&
-                 box->y + box->h > 0))
+    if (box &&
+        !(box->x < gray.cols && box->y < gray.rows && box->x + box->w > 0 && box->y + box->h > 0))
       throw RecordError("box: " + to_text(box_json(*box)) + " lies outside the " +
                         std::to_string(gray.cols) + "x" + std::to_string(gray.rows) + " image");
     return crop(gray, landmarks, box);
@@ -652,8 +652,8 @@ int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_
         for (const auto& o : outs[i]) tool.emit(o);
       }
     }
-    std::fflush(tool.out());
     done += batch.size();
+    tool.inputs_done(done);
     batch.clear();
     tool.progress(std::to_string(done) + " records");
   };

@@ -1,13 +1,16 @@
 #include "edan/fs.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +48,109 @@ std::string temp_path_for(const std::string& path) {
   return path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
 }
 
+namespace {
+// The names of the live temporary files, for the signal handler: it may run
+// on any thread at any moment, so a slot is claimed and emptied with one
+// atomic exchange (whoever empties it owns the string) and the handler only
+// calls unlink(), which is async-signal-safe.
+constexpr std::size_t kTempSlots = 256;
+constexpr std::size_t kNoSlot = kTempSlots;
+std::atomic<char*> g_temp_slots[kTempSlots];
+
+extern "C" void remove_temps_and_die(int sig) {
+  for (auto& slot : g_temp_slots)
+    if (char* p = slot.exchange(nullptr)) ::unlink(p);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+}  // namespace
+
+TempFile::TempFile(std::string path) : path_(std::move(path)), slot_(kNoSlot) {
+  char* copy = ::strdup(path_.c_str());
+  if (!copy) return;
+  for (std::size_t i = 0; i < kTempSlots; ++i) {
+    char* expected = nullptr;
+    if (g_temp_slots[i].compare_exchange_strong(expected, copy)) {
+      slot_ = i;
+      return;
+    }
+  }
+  std::free(copy);  // a full table: this file is left behind by a signal
+}
+
+TempFile::~TempFile() {
+  if (!path_.empty()) ::unlink(path_.c_str());
+  release();
+}
+
+void TempFile::release() {
+  if (slot_ != kNoSlot) std::free(g_temp_slots[slot_].exchange(nullptr));
+  slot_ = kNoSlot;
+  path_.clear();
+}
+
+void install_signal_cleanup() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+    struct sigaction sa {};
+    sa.sa_handler = remove_temps_and_die;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, nullptr);
+  }
+}
+
+FileLock::FileLock(const std::string& target, std::string what) : path_(target + ".lock") {
+  if (what.empty()) what = target;
+  // A holder removes the file before it lets go, so the file locked here may
+  // have lost its name meanwhile: locked only once it is still the one named.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      throw FatalError(target + ": cannot write: " + errno_text() + " (its lock " + path_ + ")");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      char pid[32] = {0};
+      ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+      ::close(fd_);
+      fd_ = -1;
+      if (err != EWOULDBLOCK) throw FatalError(path_ + ": cannot lock: " + std::strerror(err));
+      std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "";
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      throw FatalError(what + " is in use by another run" +
+                       (holder.empty() ? "" : " (pid " + holder + ")") + ", which holds " + path_ +
+                       ": wait for it to end, or write elsewhere");
+    }
+    struct stat held {
+    }, named{};
+    if (::fstat(fd_, &held) == 0 && ::stat(path_.c_str(), &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+      name_.emplace(path_);
+      const std::string pid = std::to_string(getpid()) + "\n";
+      if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+        // The pid only improves the other run's message.
+      }
+      return;
+    }
+    ::close(fd_);
+    fd_ = -1;
+  }
+  throw FatalError(path_ + ": cannot lock: the file keeps being replaced");
+}
+
+FileLock::~FileLock() {
+  // Removed while still locked (see the constructor), then let go.
+  if (name_) name_.reset();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {
+  }, sb{};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
 void rename_into_place(const std::string& from, const std::string& to) {
   if (std::rename(from.c_str(), to.c_str()) != 0) {
     std::string why = errno_text();
@@ -56,8 +162,8 @@ void rename_into_place(const std::string& from, const std::string& to) {
 void write_file_atomic(const std::string& path, std::string_view bytes, bool durable) {
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
-  std::string tmp = temp_path_for(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TempFile tmp(temp_path_for(path));
+  int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw FatalError(path + ": cannot write: " + errno_text());
   std::size_t done = 0;
   while (done < bytes.size()) {
@@ -66,7 +172,6 @@ void write_file_atomic(const std::string& path, std::string_view bytes, bool dur
     if (n <= 0) {
       std::string why = errno_text();
       ::close(fd);
-      std::remove(tmp.c_str());
       throw FatalError(path + ": write error: " + why);
     }
     done += static_cast<std::size_t>(n);
@@ -74,10 +179,10 @@ void write_file_atomic(const std::string& path, std::string_view bytes, bool dur
   if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
     std::string why = errno_text();
     if (durable) ::close(fd);
-    std::remove(tmp.c_str());
     throw FatalError(path + ": write error: " + why);
   }
-  rename_into_place(tmp, path);
+  rename_into_place(tmp.path(), path);
+  tmp.release();
   if (durable) {
     // The rename itself lives in the directory.
     std::string dir = parent.empty() ? "." : parent.string();

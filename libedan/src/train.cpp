@@ -397,6 +397,25 @@ void print_report(const LoadReport& r, const std::string& what,
 }
 }  // namespace
 
+TrainOutputs::TrainOutputs(const TrainOptions& opt, const std::vector<std::string>& sources) {
+  if (opt.output.empty()) return;  // check_options names it
+  const std::string ckpt = opt.checkpoint.empty() ? opt.output + ".ckpt" : opt.checkpoint;
+  std::vector<std::pair<std::string, std::string>> outputs{{"-o", opt.output},
+                                                           {"--checkpoint", ckpt}};
+  if (!opt.log.empty()) outputs.emplace_back("--log", opt.log);
+  std::vector<std::string> inputs = sources;
+  if (!opt.val.empty()) inputs.push_back(opt.val);
+  if (!opt.init.empty()) inputs.push_back(opt.init);
+  for (const auto& [flag, out] : outputs)
+    for (const auto& in : inputs)
+      if (in != "-" && same_file(in, out))
+        throw UsageError(flag + " " + out + " is also an input (" + in +
+                         "): the run would overwrite it; write elsewhere");
+  model_.emplace(opt.output, "the model " + opt.output);
+  if (!opt.checkpoint.empty())
+    checkpoint_.emplace(opt.checkpoint, "the checkpoint " + opt.checkpoint);
+}
+
 TrainingData prepare_training_data(const TrainOptions& opt, const std::vector<Record>& records,
                                    const std::vector<std::string>& sources,
                                    const std::function<void(const std::string&)>& note) {

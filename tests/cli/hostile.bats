@@ -547,6 +547,124 @@ EOF
   [ "$status" -eq 0 ]
 }
 
+# --- interrupted and concurrent runs ---------------------------------------------
+
+# N records of three distinct crops, each with its number, in in.jsonl.
+many_records() {
+  "$EDAN_TESTS_BIN/make-image" ramp 32 32 a.png
+  "$EDAN_TESTS_BIN/make-image" flat 32 32 90 b.png
+  "$EDAN_TESTS_BIN/make-image" mirror a.png c.png
+  awk -v n="$1" 'BEGIN { split("a b c", f); for (i = 1; i <= n; i++)
+    printf "{\"crop\":\"%s.png\",\"n\":%d}\n", f[i % 3 + 1], i }' > in.jsonl
+}
+
+# Waits up to 10 s for a file to appear.
+wait_for() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+@test "SIGTERM during edan-predict -o: no output, no temporary file left, exit 143" {
+  need_model
+  many_records 20000
+  edan-predict -q -m model.edan --threads 1 -o out.jsonl in.jsonl &
+  local pid=$! rc=0
+  wait_for out.jsonl.lock
+  sleep 0.3
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 143 ]
+  [ -z "$(ls | grep '^out\.jsonl')" ] || { ls; return 1; }
+}
+
+@test "--resume: killed at a random point and run again, the output equals an uninterrupted run's" {
+  need_model
+  many_records 6000
+  local args=(-m model.edan --threads 1 --batch 8 -o out.jsonl --resume in.jsonl)
+  edan-predict -q -m model.edan --threads 1 --batch 8 -o ref.jsonl in.jsonl
+  [ "$(count_lines ref.jsonl)" -eq 6000 ]
+  # Two interruptions: SIGKILL (no clean-up at all), then SIGTERM.
+  local sig pid done=0
+  for sig in KILL TERM; do
+    edan-predict -q "${args[@]}" &
+    pid=$!
+    wait_for out.jsonl.partial.pos
+    sleep "1.$((RANDOM % 10))"
+    kill -"$sig" "$pid"
+    wait "$pid" || true
+    [ ! -e out.jsonl ] && [ -s out.jsonl.partial ]
+    done=$(jq .inputs out.jsonl.partial.pos)
+    echo "after SIG$sig: $done of 6000 done"
+    (( done > 0 && done < 6000 ))
+    [ -z "$(ls | grep '\.tmp\.')" ] || { ls; return 1; }
+  done
+  run --separate-stderr edan-predict "${args[@]}"
+  [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
+  [[ "$stderr" == *"resuming out.jsonl: $done input records already done"* ]]
+  cmp out.jsonl ref.jsonl
+  [ ! -e out.jsonl.partial ] && [ ! -e out.jsonl.partial.pos ] && [ ! -e out.jsonl.lock ]
+}
+
+@test "--resume refuses another command's partial output, and needs -o" {
+  need_model
+  many_records 3
+  run --separate-stderr edan-predict --resume in.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"--resume needs -o FILE"* ]]
+  echo '{"crop":"a.png"}' > out.jsonl.partial
+  echo '{"inputs":1,"bytes":17,"command":["--batch","3","-o","out.jsonl","--resume","in.jsonl"]}' \
+    > out.jsonl.partial.pos
+  run --separate-stderr edan-predict -m model.edan -o out.jsonl --resume in.jsonl
+  [ "$status" -eq 3 ]
+  [[ "$stderr" == *"out.jsonl.partial was written by another command"* ]]
+  [ -s out.jsonl.partial ] && [ ! -e out.jsonl ]
+  # The same command again (whatever -q and --threads): one record kept, two done now.
+  run --separate-stderr edan-predict --threads 1 -m model.edan --batch 3 -o out.jsonl --resume in.jsonl
+  [ "$status" -eq 3 ]
+  run --separate-stderr edan-predict -q --batch 3 -o out.jsonl --resume in.jsonl
+  [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
+  [ "$(count_lines out.jsonl)" -eq 3 ]
+  [ "$(head -1 out.jsonl)" = '{"crop":"a.png"}' ]
+  [ "$(sed -n 2p out.jsonl | jq -r .n)" = 2 ]
+}
+
+@test "an output that is also an input is refused before anything is written" {
+  need_model
+  many_records 3
+  cp in.jsonl before.jsonl
+  run --separate-stderr edan-predict -m model.edan -o in.jsonl in.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"in.jsonl: is also the output (-o in.jsonl)"* ]]
+  ln -s in.jsonl link.jsonl
+  run --separate-stderr edan-crop --detector none --out-dir crops -o link.jsonl in.jsonl
+  [ "$status" -eq 2 ]
+  cmp in.jsonl before.jsonl
+  run --separate-stderr edan-train --size 32 --widths 4,4,8,8 -q -o in.jsonl in.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"-o in.jsonl is also an input (in.jsonl)"* ]]
+  run --separate-stderr edan-train --size 32 --widths 4,4,8,8 -q -o m.edan --val link.jsonl \
+    --log in.jsonl before.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"--log in.jsonl is also an input (link.jsonl)"* ]]
+  cmp in.jsonl before.jsonl
+}
+
+@test "two edan-train runs with the same -o: the second fails at once, the first is untouched" {
+  for i in $(seq 1 8); do echo "{\"crop\":\"face.png\",\"label\":\"happy\",\"subject\":\"s$i\"}"; done > recs.jsonl
+  local args=(--size 32 --widths 4,4,8,8 --threads 1 --stages 1 --patience 1000 --batch 4 -q -o m.edan recs.jsonl)
+  edan-train --epochs 400 "${args[@]}" &
+  local pid=$! rc=0
+  wait_for m.edan.ckpt
+  run --separate-stderr edan-train --epochs 1 "${args[@]}"
+  [ "$status" -eq 3 ]
+  [[ "$stderr" == *"the model m.edan is in use by another run (pid $pid)"* ]] || { echo "$stderr"; return 1; }
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 143 ]
+  [ ! -e m.edan.lock ]
+  # The lock went with the run: the next one takes it.
+  rm m.edan.ckpt
+  run --separate-stderr edan-train --epochs 1 "${args[@]}"
+  [ "$status" -eq 0 ] && [ -s m.edan ]
+}
+
 # --- a full disk ------------------------------------------------------------------
 
 @test "a full disk (ulimit -f): exit 3 with a clear error, no half-written file under its name" {

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -101,5 +103,78 @@ TEST(Fs_ListFiles, recursiveSortedRelative) {
   EXPECT_EQ(edan::join_path(d.string(), all[1]), (d / "b/a.jpg").string());
   EXPECT_THROW(edan::list_files((d / "z.txt").string(), [](std::string_view) { return true; }),
                edan::FatalError);
+  fs::remove_all(d);
+}
+
+TEST(Fs_TempFile, removedUnlessReleased) {
+  fs::path d = fresh_dir("temp");
+  const std::string a = (d / "a.tmp").string(), b = (d / "b.tmp").string();
+  {
+    edan::TempFile ta(a), tb(b);
+    std::ofstream(a) << "x";
+    std::ofstream(b) << "y";
+    tb.release();
+    EXPECT_TRUE(fs::exists(a));
+  }
+  EXPECT_FALSE(fs::exists(a));
+  EXPECT_TRUE(fs::exists(b));
+  fs::remove_all(d);
+}
+
+TEST(Fs_TempFile, aSignalRemovesTheLiveTemporariesAndKillsWithThatSignal) {
+  fs::path d = fresh_dir("signal");
+  const std::string live = (d / "live.tmp").string(), kept = (d / "kept.tmp").string();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    edan::install_signal_cleanup();
+    edan::TempFile t(live), k(kept);
+    std::ofstream(live) << "x";
+    std::ofstream(kept) << "y";
+    k.release();
+    raise(SIGTERM);
+    _exit(0);  // not reached
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+  EXPECT_FALSE(fs::exists(live));
+  EXPECT_TRUE(fs::exists(kept));
+  fs::remove_all(d);
+}
+
+TEST(Fs_FileLock, aSecondHolderFailsAtOnceNamingTheFirst) {
+  fs::path d = fresh_dir("lock");
+  const std::string target = (d / "m.edan").string(), path = target + ".lock";
+  {
+    edan::FileLock first(target, "the model m.edan");
+    EXPECT_TRUE(fs::exists(path));
+    try {
+      edan::FileLock second(target, "the model m.edan");
+      ADD_FAILURE() << "locked twice";
+    } catch (const edan::FatalError& e) {
+      EXPECT_NE(std::string(e.what()).find("the model m.edan is in use by another run (pid " +
+                                           std::to_string(getpid()) + ")"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_TRUE(fs::exists(path));  // the failed attempt leaves the holder's file
+  }
+  EXPECT_FALSE(fs::exists(path));
+  edan::FileLock again(target);  // free once let go
+  EXPECT_TRUE(fs::exists(path));
+  fs::remove_all(d);
+}
+
+TEST(Fs_SameFile, followsLinksAndNeedsBothToExist) {
+  fs::path d = fresh_dir("same");
+  const std::string a = (d / "a").string(), l = (d / "l").string(), b = (d / "b").string();
+  std::ofstream(a) << "x";
+  std::ofstream(b) << "x";
+  fs::create_symlink(a, l);
+  EXPECT_TRUE(edan::same_file(a, l));
+  EXPECT_FALSE(edan::same_file(a, b));
+  EXPECT_FALSE(edan::same_file(a, (d / "none").string()));
   fs::remove_all(d);
 }

@@ -57,6 +57,12 @@ class Tool {
   void add_seed();     // --seed N
   void add_batch(int default_batch);  // --batch N
   void add_shard();                   // --shard K/N
+  // --resume: with -o FILE, the output grows in FILE.partial (its progress in
+  // FILE.partial.pos) and is kept when the run is interrupted; the same
+  // command run again keeps the records of the inputs already done and goes
+  // on from the next input. For programs whose output follows the input in
+  // order (the map_* functions, or a generator that calls inputs_done).
+  void add_resume();
 
   // Parses argv. Returns an exit status when the program should stop now
   // (--help, --version: 0; usage error: 2, after one line on stderr).
@@ -137,6 +143,11 @@ class Tool {
 
   // The stream results go to (stdout or the --output temporary file).
   std::FILE* out();
+  // Every output record of the first n inputs (counted as for_each_input
+  // delivers them, in this run) is written and flushed: with --resume, a
+  // run interrupted from now on goes on after them. The map_* functions call
+  // it after each batch. Flushes the output.
+  void inputs_done(std::size_t n);
 
  private:
   struct Option;
@@ -147,6 +158,13 @@ class Tool {
   // options it is a prefix of, or "" (options are never guessed).
   std::string suggestion(const std::string& given) const;
   bool shard_keeps(std::size_t index) const;
+  // --resume: opens FILE.partial, keeping the output of the inputs an earlier
+  // run finished (its records counted) and skipping those inputs.
+  void open_partial();
+  // Writes FILE.partial.pos: the inputs done and the length of their output.
+  void save_position();
+  // After a fatal error: saves the position and says how to go on.
+  void keep_partial();
   void write(const Record& r);
   void count(const Record& r);
   // "3 of 420 records written with an error (2 no face found, 1 ...)", the
@@ -161,7 +179,7 @@ class Tool {
   std::string output_, device_ = "cpu", shard_;
   int threads_ = 0, batch_ = 32;
   std::int64_t seed_ = 1;
-  bool quiet_ = false;
+  bool quiet_ = false, resume_ = false;
   std::size_t shard_k_ = 0, shard_n_ = 1;
   std::size_t failed_ = 0, written_ = 0;
   std::unique_ptr<Impl> impl_;

@@ -3,7 +3,9 @@
 // (model, checkpoint, crop, map, report) goes to a temporary name in the same
 // directory and is renamed into place once complete. Also: the files under a
 // folder, and whether a file's content is an image.
+#include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,55 @@ std::string temp_path_for(const std::string& path);
 
 // Renames from -> to (same filesystem). Throws FatalError naming both.
 void rename_into_place(const std::string& from, const std::string& to);
+
+// A temporary file's name, kept in a process-wide table for as long as this
+// object lives, so that SIGINT, SIGTERM or SIGHUP remove the file before the
+// process dies (install_signal_cleanup). The destructor removes the file
+// unless release() was called (after the rename that completes it).
+class TempFile {
+ public:
+  explicit TempFile(std::string path);
+  ~TempFile();
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  const std::string& path() const { return path_; }
+  // The file is no longer temporary (renamed into place, or removed).
+  void release();
+
+ private:
+  std::string path_;
+  std::size_t slot_;  // in the table; none when released or the table was full
+};
+
+// Installs handlers for SIGINT, SIGTERM and SIGHUP (unless ignored, as under
+// nohup) that remove every live TempFile and then die by the same signal, so
+// the exit status still says which. Called once by every program (cli::Tool).
+void install_signal_cleanup();
+
+// An exclusive advisory lock (flock) on TARGET.lock, created if missing and
+// removed when the lock is dropped, held for the object's life: a second
+// process asking for the same lock fails at once. `what` names the locked
+// work in the message, e.g. "the model out.edan" (default: the target).
+// Throws FatalError naming the holder's pid when another process holds it,
+// or naming the target when the lock file cannot be created. The kernel drops
+// the lock of a process that dies, so a lock file left by a killed run does
+// not block the next one.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& target, std::string what = {});
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::optional<TempFile> name_;  // once held: removed on a signal too
+};
+
+// True when both paths name the same existing file (after symlinks: the
+// same device and inode). False when either does not exist.
+bool same_file(const std::string& a, const std::string& b);
 
 // --- reading ---------------------------------------------------------------------
 

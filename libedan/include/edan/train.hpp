@@ -7,9 +7,11 @@
 #include <boost/json.hpp>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "edan/fs.hpp"
 #include "edan/labels.hpp"
 #include "edan/model.hpp"
 #include "edan/record.hpp"
@@ -174,6 +176,20 @@ struct TrainingData {
   std::vector<std::string> sources;  // input files ("-": stdin), val file
   LoadReport report;                 // of the training input (and --val)
   bool val_held_out = false;
+};
+
+// The files a run writes, held for it: refuses an output (the model, its
+// checkpoint, the log) that is also an input (the records files `sources`,
+// --val, --init), and locks the model and the checkpoint (MODEL.lock, and
+// CHECKPOINT.lock when --checkpoint is not the default MODEL.ckpt) so that a
+// second run with the same files fails at once. Throws UsageError (an
+// output that is an input) or FatalError (held by another run).
+class TrainOutputs {
+ public:
+  TrainOutputs(const TrainOptions& opt, const std::vector<std::string>& sources);
+
+ private:
+  std::optional<FileLock> model_, checkpoint_;
 };
 
 // Loads and splits the data for `opt` (resolving preset/classes), printing
