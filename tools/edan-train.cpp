@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   tool.add({"--max-steps"}, "N", "stop after N steps in all, checkpointed (default: 0 = no limit)",
            &opt.max_steps);
   tool.add_batch(32);
-  tool.add_threads();
+  tool.add_threads(edan::cli::Tool::ThreadDefault::all_cores);
   tool.add_device();
   tool.add_seed();
   tool.epilog("Stopped by SIGINT or SIGTERM: checkpoint written, exit 130 or 143.");

@@ -1,6 +1,7 @@
 #include "edan/cli.hpp"
 
 #include <malloc.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -187,8 +190,13 @@ void Tool::add_output() {
   add({"-o", "--output"}, "FILE", "write records to FILE instead of stdout (written atomically)",
       &output_);
 }
-void Tool::add_threads() {
-  add({"--threads"}, "N", "worker threads; 0 = all cores (default: 0)", &threads_);
+void Tool::add_threads(ThreadDefault by) {
+  threads_by_ = by;
+  add({"--threads"}, "N",
+      by == ThreadDefault::idle_cores
+          ? "worker threads; 0 = the cores that are idle when the run starts (default: 0)"
+          : "worker threads; 0 = all cores (default: 0)",
+      &threads_);
 }
 void Tool::add_device() { add({"--device"}, "DEV", "compute device: cpu or cuda", &device_); }
 void Tool::add_seed() { add({"--seed"}, "N", "random seed", &seed_); }
@@ -209,10 +217,60 @@ void Tool::add_shard() {
       &shard_);
 }
 
-int Tool::threads() const {
-  if (threads_ > 0) return threads_;
+namespace {
+// The cores this process may run on (a container, taskset or batch
+// scheduler may allow fewer than the machine has).
+int allowed_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
   unsigned n = std::thread::hardware_concurrency();
   return n ? static_cast<int>(n) : 1;
+}
+
+// The machine's busy and total CPU time so far (/proc/stat, in ticks). Time
+// of niced processes does not count as busy: they yield to this one.
+bool cpu_ticks(double& busy, double& total) {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user, nice, system, idle, iowait, irq, softirq, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq) || cpu != "cpu")
+    return false;
+  in >> steal;
+  busy = user + system + irq + softirq + steal;
+  total = busy + nice + idle + iowait;
+  return true;
+}
+}  // namespace
+
+int Tool::threads() const {
+  if (threads_ > 0) return threads_;
+  if (resolved_threads_ == 0) resolved_threads_ = default_threads();
+  return resolved_threads_;
+}
+
+int busy_cores() {
+  // Over 50 ms, during which this process sleeps.
+  double busy0, total0, busy1, total1;
+  if (!cpu_ticks(busy0, total0)) return 0;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!cpu_ticks(busy1, total1) || total1 <= total0) return 0;
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  const double busy =
+      (busy1 - busy0) / (total1 - total0) * static_cast<double>(online > 0 ? online : 1);
+  return static_cast<int>(std::lround(busy));
+}
+
+int Tool::default_threads() const {
+  const int allowed = allowed_cores();
+  // edan-train: its results depend on the thread count, which must not follow the load.
+  if (threads_by_ == ThreadDefault::all_cores || allowed == 1) return allowed;
+  // OpenMP threads that share a core with other work wait for each other at
+  // every parallel region, so a run on more threads than there are idle
+  // cores is slower than one on fewer (bench/threads-under-load.sh).
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  const int idle = static_cast<int>(online > 0 ? online : allowed) - busy_cores();
+  return std::clamp(idle, 1, allowed);
 }
 
 std::vector<std::string> Tool::inputs() const {
@@ -363,8 +421,19 @@ std::FILE* Tool::out() {
     if (!output_.empty() && output_ != "-") {
       // Found now rather than at the final rename, after all the work.
       struct stat st {};
-      if (::stat(output_.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-        throw FatalError(output_ + ": is a directory");
+      const bool exists = ::stat(output_.c_str(), &st) == 0;
+      if (exists && S_ISDIR(st.st_mode)) throw FatalError(output_ + ": is a directory");
+      if (exists && !S_ISREG(st.st_mode)) {
+        // /dev/null, /dev/stdout, a FIFO: written as it is, never replaced.
+        if (resume_) throw UsageError("--resume needs -o FILE to be a regular file");
+        impl_->out = std::fopen(output_.c_str(), "wb");
+        if (!impl_->out) {
+          impl_->out = stdout;
+          throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
+        }
+        impl_->writer = std::make_unique<RecordWriter>(impl_->out, output_);
+        return impl_->out;
+      }
       impl_->lock.emplace(output_);
       if (resume_) {
         open_partial();
@@ -474,7 +543,7 @@ int Tool::run(const std::function<int()>& body) {
       if (impl_->tmp) {
         rename_into_place(impl_->tmp->path(), output_);
         impl_->tmp->release();
-      } else {
+      } else if (!impl_->partial.empty()) {
         rename_into_place(impl_->partial, output_);
         std::remove(pos_path(impl_->partial).c_str());
       }

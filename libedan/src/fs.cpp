@@ -34,6 +34,13 @@ void make_dirs(const std::string& path) {
 void check_writable(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw FatalError(path + ": is a directory");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // /dev/null, a FIFO: written in place (write_file_atomic), nothing beside it.
+    if (::access(path.c_str(), W_OK) != 0)
+      throw FatalError(path + ": cannot write: " + errno_text());
+    return;
+  }
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
   std::string probe = temp_path_for(path);
@@ -102,6 +109,10 @@ void install_signal_cleanup() {
 
 FileLock::FileLock(const std::string& target, std::string what) : path_(target + ".lock") {
   if (what.empty()) what = target;
+  // /dev/null or a FIFO is not replaced by a run, and nothing is created
+  // beside it (in /dev).
+  struct stat existing {};
+  if (::stat(target.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) return;
   // A holder removes the file before it lets go, so the file locked here may
   // have lost its name meanwhile: locked only once it is still the one named.
   for (int attempt = 0; attempt < 16; ++attempt) {
@@ -162,6 +173,24 @@ void rename_into_place(const std::string& from, const std::string& to) {
 void write_file_atomic(const std::string& path, std::string_view bytes, bool durable) {
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) make_dirs(parent.string());
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    // /dev/null, a FIFO: written as it is; a rename would replace it.
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) throw FatalError(path + ": cannot write: " + errno_text());
+    for (std::size_t done = 0; done < bytes.size();) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string why = errno_text();
+        ::close(fd);
+        throw FatalError(path + ": write error: " + why);
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    return;
+  }
   TempFile tmp(temp_path_for(path));
   int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw FatalError(path + ": cannot write: " + errno_text());

@@ -19,8 +19,10 @@
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "edan/augment.hpp"
+#include "edan/cli.hpp"
 #include "edan/detect.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
@@ -956,6 +958,17 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   auto note = [&](const std::string& s) {
     if (reporter.note) reporter.note(s);
   };
+  if (device.is_cpu() && torch::get_num_threads() > 1) {
+    // The thread count is kept (the result depends on it); the user is told.
+    const int threads = torch::get_num_threads();
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    const int busy = cli::busy_cores();
+    if (busy > 0 && threads > cores - busy)
+      note("other work keeps " + std::to_string(busy) + " of " + std::to_string(cores) +
+           " cores busy: " + std::to_string(threads) + " threads will run slowly beside it (" +
+           "--threads " + std::to_string(std::max(1, cores - busy)) +
+           " would not; the model depends on the thread count)");
+  }
 
   // Statistics of the training set: mean shape and input normalisation.
   ModelMeta meta;
@@ -1211,6 +1224,9 @@ TrainResult train_model(const TrainOptions& opt, const TrainingData& data,
   for (const auto& s : data.sources) sources.push_back(boost::json::value(s));
   summary["sources"] = sources;
   summary["options"] = options_json(opt, config);
+  // Not an option of the run's identity (a resumed run may use another), but
+  // the summation order, and so the exact weights, depend on it.
+  summary["threads"] = torch::get_num_threads();
   summary["mean_shape"] = shapes.empty() ? "schematic (no training landmarks)"
                                          : "procrustes mean of the training landmarks";
   summary["stages"] = st.stages;

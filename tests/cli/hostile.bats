@@ -57,6 +57,12 @@ setup() {
   TMP="$BATS_TEST_TMPDIR"
   cd "$TMP"
   echo "$PNG_B64" | base64 -d > face.png
+  HOGS=""
+}
+
+# Busy processes a test started (HOGS) end with it, whatever its outcome.
+teardown() {
+  [ -z "$HOGS" ] || kill $HOGS 2> /dev/null || true
 }
 
 # --- empty input ---------------------------------------------------------------
@@ -663,6 +669,64 @@ wait_for() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done
   rm m.edan.ckpt
   run --separate-stderr edan-train --epochs 1 "${args[@]}"
   [ "$status" -eq 0 ] && [ -s m.edan ]
+}
+
+@test "--threads 0 beside busy cores: predict runs on the idle ones, the same records; train keeps all and warns" {
+  [ "$(nproc)" -ge 2 ] || skip "one core: nothing to choose"
+  need_model
+  many_records 30000
+  head -40 in.jsonl > few.jsonl
+  for i in 1 2 3 4; do echo "{\"crop\":\"face.png\",\"label\":\"happy\",\"subject\":\"s$i\"}"; done > recs.jsonl
+  edan-predict -q -m model.edan --threads 1 -o ref.jsonl few.jsonl
+  # The threads of a run, once it has begun predicting.
+  threads_of() {
+    edan-predict -q -m model.edan "$@" -o out.jsonl in.jsonl &
+    local pid=$! n
+    sleep 3
+    n=$(ls "/proc/$pid/task" | wc -l)
+    kill "$pid"
+    wait "$pid" 2> /dev/null || true
+    echo "$n"
+  }
+  # Every core busy: one process that spins on each.
+  local i one all
+  for i in $(seq "$(nproc)"); do sha1sum /dev/zero & HOGS="$HOGS $!"; done
+  sleep 0.3
+  one=$(threads_of --threads 1)
+  all=$(threads_of --threads "$(nproc)")
+  echo "threads: --threads 1: $one, --threads $(nproc): $all, default: $(threads_of)"
+  (( all > one ))
+  [ "$(threads_of)" -eq "$one" ]
+  run --separate-stderr edan-predict -m model.edan -o out.jsonl few.jsonl
+  [ "$status" -eq 0 ] && [ -z "$stderr" ]
+  cmp out.jsonl ref.jsonl
+  run --separate-stderr edan-train --size 32 --widths 4,4,8,8 --stages 1 --epochs 1 -o m.edan recs.jsonl
+  [ "$status" -eq 0 ]
+  [[ "$stderr" == *"$(nproc) threads will run slowly beside it"* ]] || { echo "$stderr"; return 1; }
+}
+
+@test "-o a FIFO or /dev/null: the records go into it, it is never replaced, nothing is created beside it" {
+  need_model
+  many_records 5
+  mkfifo out.fifo
+  timeout 20 cat out.fifo > got.jsonl &
+  local reader=$!
+  run --separate-stderr timeout 20 edan-predict -m model.edan -o out.fifo in.jsonl
+  [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
+  wait "$reader"
+  [ -p out.fifo ]
+  [ "$(count_lines got.jsonl)" -eq 5 ]
+  [ "$(ls | grep -c '^out\.fifo')" -eq 1 ]
+  run --separate-stderr edan-predict -m model.edan -o /dev/null in.jsonl
+  [ "$status" -eq 0 ]
+  [ -c /dev/null ] && [ ! -e /dev/null.lock ]
+  run --separate-stderr edan-predict -m model.edan -o /dev/null --resume in.jsonl
+  [ "$status" -eq 2 ]
+  for i in 1 2 3 4; do echo "{\"crop\":\"face.png\",\"label\":\"sad\",\"subject\":\"s$i\"}"; done > recs.jsonl
+  run --separate-stderr edan-train --size 32 --widths 4,4,8,8 --stages 1 --epochs 1 --threads 1 -q \
+    -o /dev/null --checkpoint ck.edan recs.jsonl
+  [ "$status" -eq 0 ] || { echo "$stderr"; return 1; }
+  [ -c /dev/null ] && [ ! -e /dev/null.lock ]
 }
 
 # --- a full disk ------------------------------------------------------------------

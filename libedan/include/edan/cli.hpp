@@ -51,10 +51,14 @@ class Tool {
   void epilog(std::string text);
 
   // Common options, same spelling everywhere.
-  void add_output();   // -o/--output FILE: records to FILE (atomic) instead of stdout
-  void add_threads();  // --threads N (default 0 = all cores)
-  void add_device();   // --device cpu|cuda
-  void add_seed();     // --seed N
+  void add_output();  // -o/--output FILE: records to FILE (atomic) instead of stdout
+  // --threads N. What 0 (the default) means: the cores idle when the run
+  // starts (for programs whose results do not depend on the thread count),
+  // or all cores this process may use (edan-train, whose results do).
+  enum class ThreadDefault { idle_cores, all_cores };
+  void add_threads(ThreadDefault by = ThreadDefault::idle_cores);
+  void add_device();                  // --device cpu|cuda
+  void add_seed();                    // --seed N
   void add_batch(int default_batch);  // --batch N
   void add_shard();                   // --shard K/N
   // --resume: with -o FILE, the output grows in FILE.partial (its progress in
@@ -71,7 +75,7 @@ class Tool {
   // --- after parse --------------------------------------------------------
   const std::string& name() const { return name_; }
   bool quiet() const { return quiet_; }
-  int threads() const;  // resolved: 0 -> number of cores
+  int threads() const;  // resolved: 0 -> the cores, as add_threads says
   const std::string& device() const { return device_; }
   std::uint64_t seed() const { return static_cast<std::uint64_t>(seed_); }
   int batch() const { return batch_; }
@@ -158,6 +162,7 @@ class Tool {
   // options it is a prefix of, or "" (options are never guessed).
   std::string suggestion(const std::string& given) const;
   bool shard_keeps(std::size_t index) const;
+  int default_threads() const;  // what --threads 0 means (see add_threads)
   // --resume: opens FILE.partial, keeping the output of the inputs an earlier
   // run finished (its records counted) and skipping those inputs.
   void open_partial();
@@ -178,11 +183,18 @@ class Tool {
   std::size_t pos_min_ = 0, pos_max_ = SIZE_MAX;
   std::string output_, device_ = "cpu", shard_;
   int threads_ = 0, batch_ = 32;
+  ThreadDefault threads_by_ = ThreadDefault::idle_cores;
+  mutable int resolved_threads_ = 0;  // what --threads 0 came to (measured once)
   std::int64_t seed_ = 1;
   bool quiet_ = false, resume_ = false;
   std::size_t shard_k_ = 0, shard_n_ = 1;
   std::size_t failed_ = 0, written_ = 0;
   std::unique_ptr<Impl> impl_;
 };
+
+// How many cores other processes keep busy now (measured over 50 ms from
+// /proc/stat; niced processes do not count, since they yield). 0 when it
+// cannot be read.
+int busy_cores();
 
 }  // namespace edan::cli

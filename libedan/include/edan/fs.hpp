@@ -19,7 +19,9 @@ namespace edan {
 // survives a power loss too (models, checkpoints: hours of work; crops and
 // maps can be made again and skip the cost). Creates missing parent
 // directories. Throws FatalError naming the path on any failure (the
-// temporary file is removed).
+// temporary file is removed). A path that exists and is not a regular file
+// or a directory (/dev/null, a FIFO) is written as it is: a rename would
+// replace the device.
 void write_file_atomic(const std::string& path, std::string_view bytes, bool durable = false);
 
 // Checks, before long work, that a file can later be written at `path`: it
@@ -69,7 +71,8 @@ void install_signal_cleanup();
 // Throws FatalError naming the holder's pid when another process holds it,
 // or naming the target when the lock file cannot be created. The kernel drops
 // the lock of a process that dies, so a lock file left by a killed run does
-// not block the next one.
+// not block the next one. A target that exists and is not a regular file
+// (/dev/null, a FIFO) is not locked: nothing is created beside it.
 class FileLock {
  public:
   explicit FileLock(const std::string& target, std::string what = {});
