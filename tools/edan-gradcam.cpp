@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
       " | edan-auoverlap -f markdown");
   if (auto rc = tool.parse(argc, argv)) return *rc;
   return tool.run([&] {
+    if (tool.resuming() && !opt.mean.empty())
+      throw edan::UsageError("--resume with --mean: the mean maps need every face in one run");
     opt.fallback = face_flags.fallback();
     opt.threads = tool.threads();
     opt.device = tool.device();

@@ -22,6 +22,21 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string errno_text() { return std::strerror(errno); }
+
+// Writes all of bytes to fd; on failure closes fd and throws FatalError
+// naming `path`.
+void write_all(int fd, std::string_view bytes, const std::string& path) {
+  for (std::size_t done = 0; done < bytes.size();) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::string why = errno_text();
+      ::close(fd);
+      throw FatalError(path + ": write error: " + why);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
 }  // namespace
 
 void make_dirs(const std::string& path) {
@@ -178,33 +193,14 @@ void write_file_atomic(const std::string& path, std::string_view bytes, bool dur
     // /dev/null, a FIFO: written as it is; a rename would replace it.
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) throw FatalError(path + ": cannot write: " + errno_text());
-    for (std::size_t done = 0; done < bytes.size();) {
-      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        std::string why = errno_text();
-        ::close(fd);
-        throw FatalError(path + ": write error: " + why);
-      }
-      done += static_cast<std::size_t>(n);
-    }
+    write_all(fd, bytes, path);
     ::close(fd);
     return;
   }
   TempFile tmp(temp_path_for(path));
   int fd = ::open(tmp.path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw FatalError(path + ": cannot write: " + errno_text());
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string why = errno_text();
-      ::close(fd);
-      throw FatalError(path + ": write error: " + why);
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  write_all(fd, bytes, path);
   if ((durable && ::fsync(fd) != 0) || ::close(fd) != 0) {
     std::string why = errno_text();
     if (durable) ::close(fd);

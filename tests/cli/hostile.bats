@@ -614,6 +614,9 @@ wait_for() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done
   run --separate-stderr edan-predict --resume in.jsonl
   [ "$status" -eq 2 ]
   [[ "$stderr" == *"--resume needs -o FILE"* ]]
+  run --separate-stderr edan-gradcam -m model.edan --out-dir G --mean M --resume -o g.jsonl in.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"--resume with --mean"* ]]
   echo '{"crop":"a.png"}' > out.jsonl.partial
   echo '{"inputs":1,"bytes":17,"command":["--batch","3","-o","out.jsonl","--resume","in.jsonl"]}' \
     > out.jsonl.partial.pos

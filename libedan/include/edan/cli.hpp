@@ -79,6 +79,7 @@ class Tool {
   const std::string& device() const { return device_; }
   std::uint64_t seed() const { return static_cast<std::uint64_t>(seed_); }
   int batch() const { return batch_; }
+  bool resuming() const { return resume_; }  // --resume was given
   // Were input arguments given (even "-")?
   bool has_arguments() const { return !default_inputs_.empty(); }
   // Input arguments; stdin ("-") when none were given. Each is read as
