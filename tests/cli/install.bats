@@ -91,8 +91,13 @@ EOF
   cmake -S consumer -B consumer/build -DCMAKE_PREFIX_PATH="$PREFIX" > cmake.log 2>&1 ||
     { cat cmake.log; return 1; }
   cmake --build consumer/build > build.log 2>&1 || { cat build.log; return 1; }
-  run consumer/build/consumer
-  [ "$status" -eq 0 ]
+  # Under make asan the installed libedan is instrumented: a plain program
+  # loads the sanitizers' runtimes first to use it.
+  local preload=""
+  [ -z "${ASAN_OPTIONS:-}" ] ||
+    preload="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+  run env ${preload:+LD_PRELOAD=$preload} consumer/build/consumer
+  [ "$status" -eq 0 ] || { echo "$output"; return 1; }
   [ "$output" = "happy" ]
   # pkg-config, relocatable (the .pc file names its prefix relative to itself).
   run env PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --cflags --libs edan
@@ -101,5 +106,5 @@ EOF
   g++ -std=c++17 consumer/main.cpp -o pc-consumer \
     $(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --cflags --libs edan) \
     -Wl,-rpath,"$PREFIX/lib"
-  [ "$(./pc-consumer)" = "happy" ]
+  [ "$(env ${preload:+LD_PRELOAD=$preload} ./pc-consumer)" = "happy" ]
 }
