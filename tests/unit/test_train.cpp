@@ -18,13 +18,25 @@
 
 namespace {
 
+std::filesystem::path temp_root() {
+  return std::filesystem::temp_directory_path() / ("edan-test-train-" + std::to_string(getpid()));
+}
+
 std::string temp_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("edan-test-train-" + std::to_string(getpid())) / name;
+  auto dir = temp_root() / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
 }
+
+// This process's temporary folders go with it.
+struct RemoveTempRoot : ::testing::Environment {
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(temp_root(), ec);
+  }
+};
+const auto* const kRemoveTempRoot = ::testing::AddGlobalTestEnvironment(new RemoveTempRoot);
 
 // A synthetic face of class cls (0 smile, 1 frown, 2 open mouth) on a
 // size×size crop, with a random similarity jitter drawn from `seed`.
