@@ -567,6 +567,15 @@ many_records() {
 # Waits up to 10 s for a file to appear.
 wait_for() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
 
+# Waits up to 20 s until out.jsonl.partial.pos records more than $1 inputs done.
+wait_past() {
+  for _ in $(seq 1 400); do
+    [ -e out.jsonl.partial.pos ] && (( $(jq .inputs out.jsonl.partial.pos) > $1 )) && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 @test "SIGTERM during edan-predict -o: no output, no temporary file left, exit 143" {
   need_model
   many_records 20000
@@ -582,23 +591,27 @@ wait_for() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done
 
 @test "--resume: killed at a random point and run again, the output equals an uninterrupted run's" {
   need_model
-  many_records 6000
+  many_records 20000
   local args=(-m model.edan --threads 1 --batch 8 -o out.jsonl --resume in.jsonl)
   edan-predict -q -m model.edan --threads 1 --batch 8 -o ref.jsonl in.jsonl
-  [ "$(count_lines ref.jsonl)" -eq 6000 ]
-  # Two interruptions: SIGKILL (no clean-up at all), then SIGTERM.
+  [ "$(count_lines ref.jsonl)" -eq 20000 ]
+  # Two interruptions: SIGKILL (no clean-up at all), then SIGTERM, each
+  # within 1 s of a position saved after the run's first (positions are
+  # saved at most once a second): far from the end of the 20,000 records
+  # (about 13 s of work on 1 thread here).
   local sig pid done=0
   for sig in KILL TERM; do
     edan-predict -q "${args[@]}" &
     pid=$!
-    wait_for out.jsonl.partial.pos
-    sleep "1.$((RANDOM % 10))"
+    wait_past $((done + 8))
+    sleep "0.$((RANDOM % 10))"
     kill -"$sig" "$pid"
     wait "$pid" || true
-    [ ! -e out.jsonl ] && [ -s out.jsonl.partial ]
+    [ ! -e out.jsonl ]
+    [ -s out.jsonl.partial ]
     done=$(jq .inputs out.jsonl.partial.pos)
-    echo "after SIG$sig: $done of 6000 done"
-    (( done > 0 && done < 6000 ))
+    echo "after SIG$sig: $done of 20000 done"
+    (( done > 0 && done < 20000 ))
     [ -z "$(ls | grep '\.tmp\.')" ] || { ls; return 1; }
   done
   run --separate-stderr edan-predict "${args[@]}"
