@@ -423,23 +423,15 @@ std::FILE* Tool::out() {
       struct stat st {};
       const bool exists = ::stat(output_.c_str(), &st) == 0;
       if (exists && S_ISDIR(st.st_mode)) throw FatalError(output_ + ": is a directory");
-      if (exists && !S_ISREG(st.st_mode)) {
-        // /dev/null, /dev/stdout, a FIFO: written as it is, never replaced.
-        if (resume_) throw UsageError("--resume needs -o FILE to be a regular file");
-        impl_->out = std::fopen(output_.c_str(), "wb");
-        if (!impl_->out) {
-          impl_->out = stdout;
-          throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
-        }
-        impl_->writer = std::make_unique<RecordWriter>(impl_->out, output_);
-        return impl_->out;
-      }
-      impl_->lock.emplace(output_);
+      // /dev/null, /dev/stdout, a FIFO: written as it is, never replaced.
+      const bool in_place = exists && !S_ISREG(st.st_mode);
+      if (in_place && resume_) throw UsageError("--resume needs -o FILE to be a regular file");
+      impl_->lock.emplace(output_);  // not for /dev/null or a FIFO (FileLock)
       if (resume_) {
         open_partial();
       } else {
-        impl_->tmp.emplace(temp_path_for(output_));
-        impl_->out = std::fopen(impl_->tmp->path().c_str(), "wb");
+        if (!in_place) impl_->tmp.emplace(temp_path_for(output_));
+        impl_->out = std::fopen(in_place ? output_.c_str() : impl_->tmp->path().c_str(), "wb");
         if (!impl_->out) {
           impl_->out = stdout;
           throw FatalError(output_ + ": cannot write: " + std::strerror(errno));
