@@ -11,6 +11,7 @@ all: build
 
 deps:
 	@bash scripts/deps.sh
+	@bash scripts/fetch-blazeface.sh
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release \

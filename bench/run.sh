@@ -20,7 +20,7 @@
 #   EDAN_BENCH_TRAIN_STEPS=8     steps timed (the difference of a 2-step run
 #                                and a 2+N-step run: start-up and loading cancel)
 #   EDAN_BENCH_PHOTOS=24         640x480 photos per edan-crop run
-#   EDAN_BENCH_DETECTORS="haar lbp dlib none"
+#   EDAN_BENCH_DETECTORS="blazeface blazeface-front haar lbp dlib none"
 #   EDAN_BENCH_STREAM=100000     records of the long peak-RSS stream (vs 1000)
 set -euo pipefail
 bin=$(cd "${1:?usage: bench/run.sh BIN_DIR}" && pwd)
@@ -36,7 +36,7 @@ before=${EDAN_BENCH_BEFORE:-}
 train_presets=${EDAN_BENCH_TRAIN_PRESETS:-small recipe}
 train_steps=${EDAN_BENCH_TRAIN_STEPS:-8}
 photos=${EDAN_BENCH_PHOTOS:-24}
-detectors=${EDAN_BENCH_DETECTORS:-haar lbp dlib none}
+detectors=${EDAN_BENCH_DETECTORS:-blazeface blazeface-front haar lbp dlib none}
 stream=${EDAN_BENCH_STREAM:-100000}
 data=${EDAN_DATA:-$src/../shared/data}
 work=$(mktemp -d)

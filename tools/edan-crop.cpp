@@ -10,8 +10,8 @@ int main(int argc, char** argv) {
   std::string out_dir, fallback = "small";
   tool.add({"--out-dir"}, "DIR", "directory the crops are written under (required)", &out_dir);
   tool.add({"--detector"}, "NAME",
-           "face detector: haar, haar-default, haar-alt, haar-alt2, lbp, lbp-improved, dlib, "
-           "none (default: haar)",
+           "face detector: blazeface, blazeface-front, haar, haar-default, haar-alt, haar-alt2, "
+           "lbp, lbp-improved, dlib, none (default: blazeface)",
            &opt.detector);
   tool.add({"--landmarks"}, "METHOD",
            "fit 68 landmarks: dlib, or none (default: none; a record's own landmarks are "

@@ -10,10 +10,12 @@
 #include <cmath>
 #include <exception>
 #include <filesystem>
+#include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 #include <thread>
 
+#include "edan/blazeface.hpp"
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
@@ -71,6 +73,21 @@ constexpr BoxCalibration kCalibHaarAlt2{0.0035, 0.1401, 1.0721};
 constexpr BoxCalibration kCalibLbp{0.0070, 0.1367, 1.0504};
 constexpr BoxCalibration kCalibLbpImproved{0.0121, 0.0999, 1.5386};
 constexpr BoxCalibration kCalibNone{0, 0, 1};
+// BlazeFace finds all 870 (same command), and its crops are framed by its
+// keypoints (eyes, nose tip, mouth) placed where the same command measured
+// them in the landmark crops (medians, fractions of the crop side).
+constexpr BoxCalibration kCalibBlazeFace{
+    -0.0033,
+    0.0585,
+    1.1605,
+    true,
+    {{{0.3141, 0.2636}, {0.6764, 0.2626}, {0.4860, 0.4758}, {0.4905, 0.6568}}}};
+constexpr BoxCalibration kCalibBlazeFaceFront{
+    0.0036,
+    0.0495,
+    1.2100,
+    true,
+    {{{0.3199, 0.2700}, {0.6765, 0.2717}, {0.4957, 0.4752}, {0.4953, 0.6444}}}};
 
 void sort_largest_first(std::vector<Detection>& d) {
   std::stable_sort(d.begin(), d.end(), [](const Detection& a, const Detection& b) {
@@ -152,6 +169,129 @@ class DlibDetector : public FaceDetector {
   dlib::frontal_face_detector det_;
 };
 
+// MediaPipe's BlazeFace (edan/blazeface.hpp) through OpenCV's dnn module.
+// The image is run whole (letterboxed to a square, black padding), and, when
+// `tiled` and its longer side is at least twice the model's input, again in
+// overlapping square tiles of half, a quarter, ... of that side down to the
+// input's own size, so that small faces in a large photo are seen at the
+// resolution the model was trained for. A detection that touches a tile's
+// inner edge is dropped (the face is cut there; the overlap of a quarter
+// tile shows it whole in a neighbour, or the coarser level finds it). All
+// detections are merged by weighted suppression.
+class BlazeFaceDetector : public FaceDetector {
+ public:
+  BlazeFaceDetector(std::string name, std::string file, int input_size, bool tiled,
+                    BoxCalibration c)
+      : FaceDetector(std::move(name), c),
+        file_(std::move(file)),
+        input_size_(input_size),
+        tiled_(tiled) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file_, ec))
+      throw FatalError(file_ +
+                       ": BlazeFace model not found (run `make deps`, which fetches it, "
+                       "or set EDAN_BLAZEFACE_DIR to the folder holding it)");
+    try {
+      net_ = cv::dnn::readNetFromONNX(file_);
+    } catch (const cv::Exception& e) {
+      throw FatalError(file_ + ": cannot load the BlazeFace model: " + e.what());
+    }
+    out_names_ = net_.getUnconnectedOutLayersNames();
+    if (out_names_.size() != 4) throw FatalError(file_ + ": not a BlazeFace model (4 outputs)");
+  }
+
+  std::vector<Detection> detect(const cv::Mat& gray) override {
+    require_gray(gray);
+    cv::Mat rgb;
+    cv::cvtColor(gray, rgb, cv::COLOR_GRAY2RGB);
+    const double W = gray.cols, H = gray.rows, M = std::max(W, H);
+    std::vector<Detection> all = run_tile(rgb, {0, 0, M}, false);
+    for (double side = M / 2; tiled_ && side >= input_size_; side /= 2) {
+      const double stride = 0.75 * side;
+      const int nx = W <= side ? 1 : 1 + static_cast<int>(std::ceil((W - side) / stride));
+      const int ny = H <= side ? 1 : 1 + static_cast<int>(std::ceil((H - side) / stride));
+      for (int j = 0; j < ny; ++j)
+        for (int i = 0; i < nx; ++i) {
+          double x0 = nx == 1 ? 0 : i * (W - side) / (nx - 1);
+          double y0 = ny == 1 ? 0 : j * (H - side) / (ny - 1);
+          auto found = run_tile(rgb, {x0, y0, side}, true);
+          all.insert(all.end(), found.begin(), found.end());
+        }
+    }
+    auto out = weighted_nms(std::move(all), kMinIou);
+    sort_largest_first(out);
+    return out;
+  }
+
+  std::unique_ptr<FaceDetector> clone() const override {
+    return std::make_unique<BlazeFaceDetector>(name(), file_, input_size_, tiled_, calibration());
+  }
+
+ private:
+  static constexpr double kMinScore = 0.5;  // MediaPipe's threshold
+  static constexpr double kMinIou = 0.3;    // MediaPipe's suppression overlap
+
+  std::vector<Detection> run_tile(const cv::Mat& rgb, const BlazeTile& tile, bool inner) {
+    const int S = input_size_;
+    // The tile's part of the image, pasted into a black square canvas.
+    const int side = static_cast<int>(std::lround(tile.side));
+    const int x0 = static_cast<int>(std::lround(tile.x0)),
+              y0 = static_cast<int>(std::lround(tile.y0));
+    cv::Rect roi = cv::Rect(x0, y0, side, side) & cv::Rect(0, 0, rgb.cols, rgb.rows);
+    cv::Mat canvas(side, side, CV_8UC3, cv::Scalar::all(0));
+    rgb(roi).copyTo(canvas(cv::Rect(roi.x - x0, roi.y - y0, roi.width, roi.height)));
+    cv::Mat input;
+    cv::resize(canvas, input, cv::Size(S, S), 0, 0, side > S ? cv::INTER_AREA : cv::INTER_LINEAR);
+    cv::Mat pixels;
+    input.convertTo(pixels, CV_32F, 2.0 / 255, -1.0);  // [-1, 1], as MediaPipe feeds it
+    const int shape[] = {1, S, S, 3};                  // NHWC
+    net_.setInput(cv::Mat(4, shape, CV_32F, pixels.data));
+    std::vector<cv::Mat> outs;
+    net_.forward(outs, out_names_);
+    // Two grids (512 and 384 anchors), each a score and a regression output.
+    const cv::Mat* scores[2] = {nullptr, nullptr};
+    const cv::Mat* regs[2] = {nullptr, nullptr};
+    for (const auto& o : outs) {
+      if (o.dims != 3 || o.type() != CV_32F) throw FatalError(file_ + ": unexpected output");
+      const int grid = o.size[1] == 512 ? 0 : o.size[1] == 384 ? 1 : -1;
+      if (grid < 0) throw FatalError(file_ + ": unexpected output size");
+      (o.size[2] == 1 ? scores : regs)[grid] = &o;
+    }
+    if (!scores[0] || !scores[1] || !regs[0] || !regs[1] || regs[0]->size[2] != 16)
+      throw FatalError(file_ + ": unexpected outputs");
+    std::vector<float> s(kBlazeAnchors), r(kBlazeAnchors * 16);
+    std::copy_n(scores[0]->ptr<float>(), 512, s.begin());
+    std::copy_n(scores[1]->ptr<float>(), 384, s.begin() + 512);
+    std::copy_n(regs[0]->ptr<float>(), 512 * 16, r.begin());
+    std::copy_n(regs[1]->ptr<float>(), 384 * 16, r.begin() + 512 * 16);
+    BlazeTile t{double(x0), double(y0), double(side)};
+    auto found = decode_blazeface(s.data(), r.data(), S, t, kMinScore);
+    if (!inner) return found;
+    // Drop faces cut by an edge of the tile that lies inside the image.
+    const double margin = 0.02 * side;
+    std::vector<Detection> kept;
+    for (auto& d : found) {
+      const auto& b = d.box;
+      bool cut = (x0 > 0 && b.x < x0 + margin) || (y0 > 0 && b.y < y0 + margin) ||
+                 (x0 + side < rgb.cols && b.x + b.w > x0 + side - margin) ||
+                 (y0 + side < rgb.rows && b.y + b.h > y0 + side - margin);
+      if (!cut) kept.push_back(std::move(d));
+    }
+    return kept;
+  }
+
+  std::string file_;
+  int input_size_;
+  bool tiled_;
+  cv::dnn::Net net_;
+  std::vector<std::string> out_names_;
+};
+
+std::string blazeface_file(const char* name) {
+  if (const char* dir = std::getenv("EDAN_BLAZEFACE_DIR"); dir && *dir) return join_path(dir, name);
+  return data_file_path(std::string("blazeface/") + name);
+}
+
 class WholeImage : public FaceDetector {
  public:
   WholeImage() : FaceDetector("none", kCalibNone) {}
@@ -181,6 +321,8 @@ const CascadeSpec kCascades[] = {
 const std::vector<std::string>& detector_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n;
+    n.push_back("blazeface");
+    n.push_back("blazeface-front");
     for (const auto& c : kCascades) n.push_back(c.name);
     n.push_back("dlib");
     n.push_back("none");
@@ -191,6 +333,14 @@ const std::vector<std::string>& detector_names() {
 
 std::unique_ptr<FaceDetector> make_detector(const std::string& name,
                                             const std::string& opencv_data_dir) {
+  if (name == "blazeface")
+    return std::make_unique<BlazeFaceDetector>(
+        name, blazeface_file("face_detection_back_256x256_barracuda.onnx"), 256, true,
+        kCalibBlazeFace);
+  if (name == "blazeface-front")
+    return std::make_unique<BlazeFaceDetector>(
+        name, blazeface_file("face_detection_front_128x128_barracuda.onnx"), 128, false,
+        kCalibBlazeFaceFront);
   if (name == "dlib") return std::make_unique<DlibDetector>();
   if (name == "none") return std::make_unique<WholeImage>();
   std::string dir = opencv_data_dir.empty() ? kOpenCVDataDir : opencv_data_dir;
@@ -285,6 +435,58 @@ CropGeometry geometry_from_box(const FaceBox& box, const BoxCalibration& c, int 
   return g;
 }
 
+CropGeometry geometry_from_box_and_eyes(const FaceBox& box, const BoxCalibration& c, int size,
+                                        const Point2& right_eye, const Point2& left_eye) {
+  if (!(box.w > 0 && box.h > 0)) throw RecordError("box: empty face box");
+  const double angle = std::atan2(left_eye.y - right_eye.y, left_eye.x - right_eye.x);
+  if (!std::isfinite(angle)) return geometry_from_box(box, c, size);
+  const double co = std::cos(angle), si = std::sin(angle);
+  const double ox = c.dx * box.w, oy = c.dy * box.h;
+  Point2 centre = box.centre();
+  centre.x += co * ox - si * oy;
+  centre.y += si * ox + co * oy;
+  const double s = size / (c.k * std::sqrt(box.w * box.h));
+  // crop = s R(-angle) (p - centre) + mid; Similarity: [a -b; b a] p + t.
+  const double a = s * co, b = -s * si, mid = (size - 1) / 2.0;
+  CropGeometry g;
+  g.size = size;
+  g.to_crop = {a, b, mid - (a * centre.x - b * centre.y), mid - (b * centre.x + a * centre.y)};
+  return g;
+}
+
+CropGeometry geometry_from_keypoints(const std::vector<Point2>& keypoints, const BoxCalibration& c,
+                                     int size) {
+  if (!c.has_keypoints || keypoints.size() < c.keypoints.size())
+    throw RecordError("keypoints: none to frame the face by");
+  Shape from(keypoints.begin(), keypoints.begin() + c.keypoints.size()), to;
+  for (const auto& p : c.keypoints) to.push_back({p.x * size - 0.5, p.y * size - 0.5});
+  CropGeometry g;
+  g.size = size;
+  try {
+    g.to_crop = estimate_similarity(from, to);
+  } catch (const std::exception&) {
+    throw RecordError("keypoints: degenerate (eyes, nose and mouth coincide)");
+  }
+  if (!(g.to_crop.scale() > 1e-9) || !std::isfinite(g.to_crop.scale()))
+    throw RecordError("keypoints: degenerate (eyes, nose and mouth coincide)");
+  return g;
+}
+
+CropGeometry geometry_from_detection(const Detection& d, const BoxCalibration& c, int size) {
+  if (d.keypoints.size() == kBlazeKeypoints) {
+    if (c.has_keypoints) {
+      try {
+        return geometry_from_keypoints(d.keypoints, c, size);
+      } catch (const RecordError&) {
+        // degenerate keypoints: the box and the eyes
+      }
+    }
+    return geometry_from_box_and_eyes(d.box, c, size, d.keypoints[kRightEye],
+                                      d.keypoints[kLeftEye]);
+  }
+  return geometry_from_box(d.box, c, size);
+}
+
 FaceBox dlib_box_for(const CropGeometry& g) {
   double mid = (g.size - 1) / 2.0;
   Point2 centre = g.to_source(Point2{mid, mid});
@@ -363,6 +565,18 @@ boost::json::array box_json(const FaceBox& b) {
           json_number(b.h, 0.01)};
 }
 
+void set_face_fields(Record& r, std::int64_t index, const FaceBox& box, double score,
+                     const std::vector<Point2>& keypoints) {
+  const bool named = r.contains("box") || r.contains("landmarks");
+  r["face"] = index;
+  r["box"] = box_json(box);
+  if (!(named && r.contains("score"))) r["score"] = json_number(score, 1e-4);
+  if (keypoints.empty())
+    r.erase("keypoints");  // an earlier detector's
+  else
+    r["keypoints"] = shape_to_json(keypoints);
+}
+
 std::vector<FaceInput> read_faces(const Record& r, int size, FaceCropper* cropper) {
   if (auto crop = get_string(r, "crop")) {
     FaceInput f;
@@ -386,6 +600,7 @@ std::vector<FaceInput> read_faces(const Record& r, int size, FaceCropper* croppe
     f.frame_size_x = f.frame_size_y = face.geometry.size;
     f.box = face.box;
     f.score = face.score;
+    f.keypoints = face.keypoints;
     f.fallback = face.fallback;
     out.push_back(std::move(f));
   }
@@ -472,8 +687,9 @@ std::vector<Face> FaceCropper::crop(const cv::Mat& gray, const std::optional<Sha
       Face f;
       f.box = d.box;
       f.score = d.score;
+      f.keypoints = d.keypoints;
       f.fallback = fallback;
-      f.geometry = geometry_from_box(d.box, calib, size);
+      f.geometry = geometry_from_detection(d, calib, size);
       if (fit) {
         Shape shape = landmarker_->fit(gray, dlib_style ? d.box : dlib_box_for(f.geometry));
         // A fallback keeps the whole image as its crop, and --frame detector
@@ -510,7 +726,8 @@ Face FaceCropper::frame_by_detector(const cv::Mat& gray, const Shape& landmarks,
   if (best) {
     f.box = best->box;
     f.score = best->score;
-    f.geometry = geometry_from_box(best->box, calib, opt_.size);
+    f.keypoints = best->keypoints;
+    f.geometry = geometry_from_detection(*best, calib, opt_.size);
   } else {
     if (!whole_image_allowed(gray))
       throw RecordError("no detected face matches the record's landmarks");
@@ -587,11 +804,7 @@ std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std
   for (std::size_t i = 0; i < faces.size(); ++i) {
     const Face& f = faces[i];
     Record o = r;
-    o["face"] = static_cast<std::int64_t>(i);
-    o["box"] = box_json(f.box);
-    // A face the record named (box or landmarks) keeps the record's score.
-    bool given = r.contains("box") || r.contains("landmarks");
-    if (!(given && r.contains("score"))) o["score"] = json_number(f.score, 1e-4);
+    set_face_fields(o, static_cast<std::int64_t>(i), f.box, f.score, f.keypoints);
     std::string path = crop_path(out_dir, image, static_cast<int>(i));
     write_png(path, f.crop);
     o["crop"] = path;

@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "edan/error.hpp"
+#include "edan/version.hpp"
 
 namespace edan {
 namespace fs = std::filesystem;
@@ -38,6 +39,16 @@ void write_all(int fd, std::string_view bytes, const std::string& path) {
   }
 }
 }  // namespace
+
+std::string data_file_path(const std::string& relative) {
+  // One place only: next to the running program, so an installed program
+  // never finds a build tree's files, nor another prefix's.
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec)
+    throw FatalError("cannot locate the running program (/proc/self/exe) to find " + relative);
+  return (exe.parent_path() / kDataDirFromBin / relative).lexically_normal().string();
+}
 
 void make_dirs(const std::string& path) {
   if (path.empty()) return;

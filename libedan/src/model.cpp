@@ -151,8 +151,7 @@ ModelMeta meta_from_json(const json::object& o) {
   // Files written before input_norm existed normalised with the dataset's statistics.
   if (o.contains("input_norm")) m.input_norm = string(o.at("input_norm"), "input_norm");
   if (m.input_norm != "dataset" && m.input_norm != "image" && m.input_norm != "histeq")
-    throw std::runtime_error(
-        "metadata: 'input_norm' must be \"dataset\", \"image\" or \"histeq\"");
+    throw std::runtime_error("metadata: 'input_norm' must be \"dataset\", \"image\" or \"histeq\"");
   // Files of edan 0.1 could ask for a blur before prediction (a workaround
   // for a blurred training set, since removed): such a model cannot be
   // scored as it was meant to be.
@@ -608,8 +607,10 @@ const char* const kChecksumKey = "edan_checksum";
 // predict nonsense.
 std::string model_checksum(EmotionalDan& model, const std::string& meta) {
   std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& p : model->named_parameters(/*recurse=*/true)) named.emplace_back(p.key(), p.value());
-  for (const auto& b : model->named_buffers(/*recurse=*/true)) named.emplace_back(b.key(), b.value());
+  for (const auto& p : model->named_parameters(/*recurse=*/true))
+    named.emplace_back(p.key(), p.value());
+  for (const auto& b : model->named_buffers(/*recurse=*/true))
+    named.emplace_back(b.key(), b.value());
   return tensors_checksum(meta, named);
 }
 
@@ -677,16 +678,14 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
 
 std::string default_model_path() {
   if (const char* env = std::getenv("EDAN_MODEL"); env && *env) return env;
-  // One place only: next to the running program (bin/../share/edan), so an
-  // installed program never finds a build tree's model, nor another
-  // prefix's.
+  std::string path;
+  try {
+    path = data_file_path("default.edan");
+  } catch (const FatalError& e) {
+    throw FatalError(std::string("no default model: ") + e.what() +
+                     " (set EDAN_MODEL or pass -m FILE)");
+  }
   std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec)
-    throw FatalError(
-        "no default model: cannot locate the running program (set EDAN_MODEL or pass -m FILE)");
-  const auto path =
-      (exe.parent_path() / kDataDirFromBin / "default.edan").lexically_normal().string();
   if (std::filesystem::is_regular_file(path, ec)) return path;
   throw FatalError("no default model at " + path + " (set EDAN_MODEL or pass -m FILE)");
 }

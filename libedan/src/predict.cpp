@@ -25,7 +25,8 @@ FaceSourceFlags::FaceSourceFlags(cli::Tool& tool, std::string* model, std::strin
   tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
            model);
   tool.add({"--detector"}, "NAME",
-           "face detector for records without a crop, as edan-crop's (default: haar)", detector);
+           "face detector for records without a crop, as edan-crop's (default: blazeface)",
+           detector);
   add_fallback_option(tool, &fallback_);
 }
 
@@ -267,13 +268,9 @@ Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch, BatchFaces&
     for (std::size_t q = 0; q < points.size(); ++q)
       points[q] = {la[row][static_cast<std::int64_t>(q)][0],
                    la[row][static_cast<std::int64_t>(q)][1]};
+    // Detected here: the fields edan-crop's records carry.
     if (f.box) {
-      // Detected here: the fields edan-crop's records carry.
-      r["face"] = static_cast<std::int64_t>(k);
-      r["box"] = box_json(*f.box);
-      // A face the record named (box or landmarks) keeps the record's score.
-      if (!((r.contains("box") || r.contains("landmarks")) && r.contains("score")))
-        r["score"] = json_number(f.score, 1e-4);
+      set_face_fields(r, static_cast<std::int64_t>(k), *f.box, f.score, f.keypoints);
       if (f.fallback) r["fallback"] = true;
     }
     set_prediction(r, meta().config.labels, static_cast<int>(ka[row]), probs,
@@ -307,9 +304,8 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
     in.geometry = found[i].geometry;
     in.frame_size_x = in.frame_size_y = found[i].geometry.size;
     Record r;
-    r["face"] = static_cast<std::int64_t>(i);
-    r["box"] = box_json(found[i].box);
-    r["score"] = json_number(found[i].score, 1e-4);
+    set_face_fields(r, static_cast<std::int64_t>(i), found[i].box, found[i].score,
+                    found[i].keypoints);
     if (found[i].fallback) r["fallback"] = true;
     set_prediction(r, meta().config.labels, preds[i].label, preds[i].probs,
                    in.to_output(preds[i].landmarks, static_cast<double>(size())));
@@ -391,7 +387,8 @@ void predict_video(Predictor& predictor, const VideoSource& source,
     r["video"] = source.file;
     r["frame"] = index;
     set_error(r, "video ends after " + std::to_string(index) + " of the " +
-                     std::to_string(declared) + " frames it declares: the file is truncated or "
+                     std::to_string(declared) +
+                     " frames it declares: the file is truncated or "
                      "damaged");
     emit(r);
   }

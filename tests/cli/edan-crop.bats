@@ -182,6 +182,33 @@ landmarks_carried() {
                    near(y36, 64 * 0.2585 - 0.5) && near(y45, 64 * 0.2585 - 0.5)) }'
 }
 
+@test "blazeface, the default: a face turned by 30 degrees is found, its 6 keypoints recorded, and its eyes level in the crop" {
+  require_data 300w-subset
+  make_image turn "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" 30 turned.png
+  echo turned.png | edan-crop --out-dir C --size 64 > out.jsonl
+  [ "$(count_lines out.jsonl)" -eq 1 ]
+  grep -q '"face":0,"box":\[' out.jsonl
+  run array_of keypoints < out.jsonl
+  [ "${#lines[@]}" -eq 12 ]
+  # Turned counter-clockwise, the subject's left eye (image right) rises:
+  # in the source the eye line climbs by more than tan(25 degrees); in the
+  # crop, mapped by crop_transform, by less than tan(10 degrees) (the crop
+  # is fitted to eyes, nose and mouth, so the eyes need not be exactly level).
+  jq -r '.crop_transform as [$a, $b, $tx, $ty]
+         | .keypoints[0:2][] | [$a * .[0] - $b * .[1] + $tx, $b * .[0] + $a * .[1] + $ty] | @tsv' \
+    out.jsonl > eyes
+  awk -v ry="${lines[1]}" -v ly="${lines[3]}" -v rx="${lines[0]}" -v lx="${lines[2]}" '
+    NR == 1 { cy1 = $2; cx1 = $1 } NR == 2 { cy2 = $2; cx2 = $1 }
+    END { printf "source rise %.1f over %.1f; crop eyes (%.1f, %.1f) (%.1f, %.1f)\n", ry - ly, lx - rx, cx1, cy1, cx2, cy2
+          exit !((ry - ly) > 0.466 * (lx - rx) && cy1 - cy2 < 0.176 * (cx2 - cx1) &&
+                 cy2 - cy1 < 0.176 * (cx2 - cx1) && cx2 > cx1) }' eyes
+  # Cropped again by another detector, the record loses the stale keypoints.
+  jq -c --arg img "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" \
+    'del(.crop, .crop_transform, .crop_size, .box, .face, .score) | .image = $img' out.jsonl |
+    edan-crop --out-dir D --detector dlib > again.jsonl
+  ! grep -q keypoints again.jsonl
+}
+
 @test "several faces give several records, crops named by face" {
   require_data 300w-subset
   make_image pair "$EDAN_DATA/300w-subset/$HELEN/$FACE_STEM.jpg" pair.png

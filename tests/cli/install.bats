@@ -44,6 +44,22 @@ elsewhere() {
   [[ "$stderr" == *"no default model at $PREFIX/share/edan/default.edan"* ]]
 }
 
+@test "the installed BlazeFace model (the default detector) is found next to the programs, with its licence" {
+  require_data 300w-subset
+  elsewhere
+  [ -f "$PREFIX/share/edan/blazeface/LICENSE" ]
+  run edan-crop --out-dir C -q "$EDAN_DATA/300w-subset/helen/testset/296814969_3.jpg"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *'"keypoints":[['* ]]
+  # Without it: exit 3, naming the file and the fix.
+  f=face_detection_back_256x256_barracuda.onnx
+  mv "$PREFIX/share/edan/blazeface/$f" "$TMP/kept.onnx"
+  run --separate-stderr edan-crop --out-dir C "$EDAN_DATA/300w-subset/helen/testset/296814969_3.jpg"
+  mv "$TMP/kept.onnx" "$PREFIX/share/edan/blazeface/$f"
+  [ "$status" -eq 3 ]
+  [[ "$stderr" == *"$PREFIX/share/edan/blazeface/$f: BlazeFace model not found (run \`make deps\`"* ]]
+}
+
 @test "the man pages and the bash completion are installed and work" {
   elsewhere
   for p in "$PREFIX"/bin/edan-*; do

@@ -25,6 +25,7 @@
 //    known or fitted, in which case the landmark rule applies as above.
 // A crop pixel c maps back to the source as T^-1(c); crop_transform in a
 // record is [a, b, tx, ty] of T (edan/shape.hpp's Similarity).
+#include <array>
 #include <memory>
 #include <opencv2/core.hpp>
 #include <optional>
@@ -47,13 +48,22 @@ struct FaceBox {
 struct Detection {
   FaceBox box;
   // Detector confidence, higher is surer; the scale depends on the detector
-  // (cascades: number of merged neighbour windows; dlib: SVM margin; none: 1).
+  // (cascades: number of merged neighbour windows; dlib: SVM margin;
+  // blazeface: probability; none: 1).
   double score = 1;
+  // Points the detector located, in source pixels: blazeface's 6 keypoints
+  // (eyes, nose tip, mouth, ears: edan/blazeface.hpp); empty for the others.
+  std::vector<Point2> keypoints;
 };
 
 // How a detector's boxes relate to the canonical face square (see above).
 struct BoxCalibration {
   double dx = 0, dy = 0, k = 1;
+  // Detectors with keypoints (blazeface): where its eyes, nose tip and mouth
+  // fall in the canonical crop, in fractions of the crop side (0 = left /
+  // top edge); a detection is then framed by them, not by its box.
+  bool has_keypoints = false;
+  std::array<Point2, 4> keypoints{};
 };
 
 // The names --detector accepts, in the order --help lists them.
@@ -78,11 +88,14 @@ class FaceDetector {
   BoxCalibration calibration_;
 };
 
-// Makes a detector by name: haar (= haar-alt2), haar-default, haar-alt,
-// haar-alt2, lbp, lbp-improved (OpenCV cascades from opencv_data_dir), dlib
-// (dlib's HOG frontal face detector), none (the whole image is the face).
-// Throws UsageError for an unknown name, FatalError when a cascade file is
-// missing or unreadable.
+// Makes a detector by name: blazeface (MediaPipe's BlazeFace CNN, its
+// 256-px "back" model over the whole image and over tiles of a large one),
+// blazeface-front (its 128-px short-range model, whole image only), haar
+// (= haar-alt2), haar-default, haar-alt, haar-alt2, lbp, lbp-improved
+// (OpenCV cascades from opencv_data_dir), dlib (dlib's HOG frontal face
+// detector), none (the whole image is the face). Throws UsageError for an
+// unknown name, FatalError when a model or cascade file is missing or
+// unreadable.
 std::unique_ptr<FaceDetector> make_detector(const std::string& name,
                                             const std::string& opencv_data_dir = "");
 
@@ -117,6 +130,23 @@ CropGeometry geometry_from_landmarks(const Shape& landmarks, int size);
 // Canonical geometry from a detector box and that detector's calibration.
 // Throws RecordError on an empty box.
 CropGeometry geometry_from_box(const FaceBox& box, const BoxCalibration& c, int size);
+// The same, turned so that the eyes lie level in the crop: the canonical
+// square's centre is the calibrated one with the offset (dx * w, dy * h)
+// turned by the eyes' angle, and the crop turns about it by that angle
+// (right_eye: the subject's, on the image's left when upright). Throws
+// RecordError on an empty box.
+CropGeometry geometry_from_box_and_eyes(const FaceBox& box, const BoxCalibration& c, int size,
+                                        const Point2& right_eye, const Point2& left_eye);
+// Canonical geometry from a keypoint detector's eyes, nose tip and mouth
+// (source pixels, BlazeFace's order) and where its calibration places them:
+// the least-squares similarity. Throws RecordError when they are degenerate
+// or the calibration has no keypoints.
+CropGeometry geometry_from_keypoints(const std::vector<Point2>& keypoints, const BoxCalibration& c,
+                                     int size);
+// A detection's geometry: by its keypoints when it has some and the
+// calibration places them (falling back on its box and eyes when they are
+// degenerate), else by its box.
+CropGeometry geometry_from_detection(const Detection& d, const BoxCalibration& c, int size);
 // The box the dlib shape predictor expects for a face whose canonical
 // geometry is g (dlib's own calibration applied backwards).
 FaceBox dlib_box_for(const CropGeometry& g);
@@ -141,9 +171,9 @@ constexpr int kSmallImageSide = 64;
 Fallback parse_fallback(const std::string& mode);
 
 struct CropOptions {
-  std::string detector = "haar";  // a name of detector_names()
-  std::string landmarks;          // "" or "dlib": fit 68 landmarks
-  bool refit = false;             // fit dlib landmarks even when the record has some
+  std::string detector = "blazeface";  // a name of detector_names()
+  std::string landmarks;               // "" or "dlib": fit 68 landmarks
+  bool refit = false;                  // fit dlib landmarks even when the record has some
   // Frame a record that has landmarks by the detector (the face whose box
   // matches its landmarks) rather than by the landmarks, which are then
   // carried into the crop: training faces framed as prediction frames them.
@@ -158,7 +188,8 @@ struct CropOptions {
 struct Face {
   FaceBox box;  // source pixels
   double score = 1;
-  bool fallback = false;  // true: no face was found, the whole image is used
+  std::vector<Point2> keypoints;  // the detector's, source pixels (Detection)
+  bool fallback = false;          // true: no face was found, the whole image is used
   CropGeometry geometry;
   std::optional<Shape> landmarks;  // crop pixels
   cv::Mat crop;                    // size x size, 8-bit gray
@@ -213,6 +244,7 @@ struct FaceInput {
   std::optional<CropGeometry> geometry;       // crop frame -> source image
   std::optional<FaceBox> box;                 // detected here (records without a crop)
   double score = 0;                           // the detector's, with box
+  std::vector<Point2> keypoints;              // the detector's, with box (source pixels)
   bool fallback = false;                      // no face found: the whole image
   // Model-frame points (model_size×model_size) -> the record's image pixels:
   // through the crop file's frame, then the crop geometry when there is one.
@@ -222,6 +254,14 @@ struct FaceInput {
 // gray resized to size×size (area averaging when shrinking, bilinear when
 // growing); continuous.
 cv::Mat resize_to_square(const cv::Mat& gray, int size);
+
+// The fields a face found in r's image adds to r: "face" (its index,
+// largest first), "box", "score" (unless r named the face itself, by "box"
+// or "landmarks", and carries a "score" already), "keypoints" when the
+// detector gave some (an earlier detector's are removed). The caller adds
+// "fallback": true last when the whole image was taken.
+void set_face_fields(Record& r, std::int64_t index, const FaceBox& box, double score,
+                     const std::vector<Point2>& keypoints);
 
 // A face box as records carry it: [x, y, w, h], 0.01 px.
 boost::json::array box_json(const FaceBox& b);

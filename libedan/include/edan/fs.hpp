@@ -30,6 +30,14 @@ void write_file_atomic(const std::string& path, std::string_view bytes, bool dur
 // FatalError naming the path otherwise.
 void check_writable(const std::string& path);
 
+// The path of a data file shipped with edan (the default model, the
+// BlazeFace detector), in the data directory next to the running program:
+// bin/../share/edan/RELATIVE, the same in an installed tree, whatever its
+// prefix, and in a build tree (CMakeLists.txt copies the files there). The
+// file need not exist. Throws FatalError when the running program cannot be
+// located.
+std::string data_file_path(const std::string& relative);
+
 // Creates a directory and its parents. Throws FatalError naming the path.
 void make_dirs(const std::string& path);
 
