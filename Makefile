@@ -39,6 +39,7 @@ install: build
 # bench/README.md lists the figures and the EDAN_BENCH_* knobs.
 bench:
 	@$(MAKE) --no-print-directory build >&2
+	@bash scripts/deps.sh bench >&2
 	@bash bench/run.sh $(abspath $(BIN))
 
 demo: build

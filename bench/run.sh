@@ -44,8 +44,15 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 start=$(date +%s)
 
-if [ -n "$python" ] && ! "$python" -c 'import torch' 2>/dev/null; then python=""; fi
 note() { printf 'bench: %s\n' "$*" >&2; }
+# The reference is what the speed claims are measured against: a missing
+# one is an error (make bench installs it), never an empty column. Only an
+# explicit EDAN_BENCH_PYTHON="" skips it.
+if [ -n "$python" ] && ! err=$("$python" -c 'import torch' 2>&1); then
+  note "the Python reference cannot run: $python -c 'import torch' failed: ${err##*$'\n'}"
+  note "install it with: bash scripts/deps.sh bench (Debian's python3-torch), or skip it with EDAN_BENCH_PYTHON=\"\""
+  exit 1
+fi
 
 # seconds CMD...: runs CMD (stdout discarded), prints its wall-clock seconds.
 seconds() {

