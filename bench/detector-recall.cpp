@@ -17,37 +17,18 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "edan/dataset.hpp"
 #include "edan/detect.hpp"
 #include "edan/image.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-edan::Shape read_pts(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  edan::Shape s;
-  bool inside = false;
-  while (std::getline(in, line)) {
-    if (line.find('{') != std::string::npos) {
-      inside = true;
-      continue;
-    }
-    if (line.find('}') != std::string::npos) break;
-    if (!inside) continue;
-    std::istringstream ls(line);
-    double x, y;
-    if (ls >> x >> y) s.push_back({x - 1, y - 1});  // 1-based (Matlab) in the files
-  }
-  return s;
-}
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -119,7 +100,7 @@ int main(int argc, char** argv) {
       auto img = e.path();
       img.replace_extension(".jpg");
       if (!fs::exists(img)) img.replace_extension(".png");
-      auto s = read_pts(e.path().string());
+      auto s = edan::read_pts_file(e.path().string());
       if (s.size() == 68 && fs::exists(img)) items.push_back({img.string(), s});
     }
     std::sort(items.begin(), items.end(),

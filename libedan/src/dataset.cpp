@@ -598,6 +598,16 @@ CkplusName parse_ckplus_name(std::string_view file_name) {
 
 // --- 300-W .pts ----------------------------------------------------------------
 
+Shape read_pts_file(const std::string& path) {
+  auto text = read_text(path);
+  if (!text) throw RecordError(path + ": cannot read");
+  try {
+    return pts_to_pixel_centres(parse_pts(*text), 1);
+  } catch (const RecordError& e) {
+    throw RecordError(path + ": " + e.what());
+  }
+}
+
 Shape parse_pts(std::string_view text, std::size_t expected_points) {
   // Lines with their 1-based numbers, blank ones dropped.
   std::vector<std::pair<std::size_t, std::string_view>> lines;

@@ -9,11 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <opencv2/imgproc.hpp>
 #include <vector>
 
 #include "edan/blazeface.hpp"
+#include "edan/dataset.hpp"
 #include "edan/detect.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
@@ -154,20 +154,7 @@ TEST(BlazeFace_Helen, findsUprightAndTurnedFacesWithTheirEyes) {
   for (const auto& img : images) {
     auto pts_path = img;
     pts_path.replace_extension(".pts");
-    // The .pts points: 68 lines between braces, 1-based.
-    std::ifstream in(pts_path);
-    std::string line;
-    edan::Shape s;
-    bool inside = false;
-    while (std::getline(in, line)) {
-      if (line.find('{') != std::string::npos) {
-        inside = true;
-        continue;
-      }
-      if (line.find('}') != std::string::npos) break;
-      double x, y;
-      if (inside && std::sscanf(line.c_str(), "%lf %lf", &x, &y) == 2) s.push_back({x - 1, y - 1});
-    }
+    const edan::Shape s = edan::read_pts_file(pts_path.string());
     ASSERT_EQ(s.size(), 68u) << pts_path;
     cv::Mat gray = edan::read_gray(img.string());
     for (double angle : {0.0, 30.0}) {

@@ -235,6 +235,39 @@ TEST(Dataset_PtsToPixelCentres, subtractsTheBase) {
   EXPECT_DOUBLE_EQ(edan::pts_to_pixel_centres(s, 0)[1].x, 256);
 }
 
+TEST(Dataset_ReadPtsFile, pixelCentresAndTheFileNamedOnError) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("edan_pts_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string good = (dir / "a.pts").string(), bad = (dir / "b.pts").string();
+  {
+    std::ofstream f(good);
+    f << "version: 1\nn_points: 2\n{\n1 1\n10.5 20\n}\n";
+    std::ofstream g(bad);
+    g << "version: 1\nn_points: 2\n{\n1 1\n}\n";
+  }
+  EXPECT_THROW(edan::read_pts_file(good), edan::RecordError);  // 2 points, not 68
+  std::string text = "version: 1\nn_points: 68\n{\n";
+  for (int i = 0; i < 68; ++i) text += std::to_string(i + 1) + " 2.5\n";
+  {
+    std::ofstream f(good);
+    f << text << "}\n";
+  }
+  auto s = edan::read_pts_file(good);
+  ASSERT_EQ(s.size(), 68u);
+  EXPECT_DOUBLE_EQ(s[0].x, 0);
+  EXPECT_DOUBLE_EQ(s[67].x, 67);
+  EXPECT_DOUBLE_EQ(s[3].y, 1.5);
+  try {
+    edan::read_pts_file(bad);
+    ADD_FAILURE() << "no error";
+  } catch (const edan::RecordError& e) {
+    EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(edan::read_pts_file((dir / "missing.pts").string()), edan::RecordError);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Dataset_ParsePts, malformedFilesSayWhatIsWrong) {
   auto err = [](const std::string& text) { return record_error([&] { edan::parse_pts(text); }); };
   EXPECT_TRUE(contains(err(pts_text(68, 67)), "found 67 points")) << err(pts_text(68, 67));

@@ -123,6 +123,10 @@ Shape parse_pts(std::string_view text, std::size_t expected_points = kNumLandmar
 // them onto OpenCV's convention.
 Shape pts_to_pixel_centres(Shape s, double base);
 
+// A 300-W .pts file's points in OpenCV's pixel-centre convention (base 1).
+// Throws RecordError naming the file when it cannot be read or parsed.
+Shape read_pts_file(const std::string& path);
+
 // --- CSV -------------------------------------------------------------------------
 
 // Splits one CSV record (RFC 4180: ',' separated, fields optionally in double
