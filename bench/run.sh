@@ -8,7 +8,7 @@
 # Environment (counts scale the run time; the defaults: an estimated 10-15 min on 2 cores):
 #   EDAN_BENCH_RUNS=3            runs per figure
 #   EDAN_BENCH_FACES=1500        faces per predict run for small; dan gets 1/48
-#                                of it (at least 32), paper 1/192 (at least 16)
+#                                of it (at least 128), paper 1/192 (at least 64)
 #   EDAN_BENCH_PRESETS="small dan paper"
 #   EDAN_BENCH_BATCHES="1 8 32"
 #   EDAN_BENCH_PYTHON=/usr/bin/python3   the reference's interpreter ("" = skip)
@@ -119,8 +119,10 @@ for preset in $presets; do
     --trained-like "m-$preset.edan" -q
   pgm "$size" "face-$size.pgm"
   # dan and paper: fewer faces (each costs 50 or 200 times more), at least
-  # 32 and 16 so that batches of 32 (paper: 16) are full.
-  case $preset in small) n=$faces ;; dan) n=$((faces / 48)); min=32 ;; *) n=$((faces / 192)); min=16 ;; esac
+  # 128 and 64 so that batch 32 runs 4 and 2 full batches: with one batch
+  # only, the first touch of its memory (2.5 GB for paper at batch 32) is
+  # most of the time, and a larger batch reads slower than it runs.
+  case $preset in small) n=$faces ;; dan) n=$((faces / 48)); min=128 ;; *) n=$((faces / 192)); min=64 ;; esac
   [ "$preset" = small ] || [ "$n" -ge "$min" ] || n=$min
   for _ in $(seq "$n"); do echo "{\"crop\":\"face-$size.pgm\"}"; done > "in-$preset.jsonl"
   if [ -n "$python" ]; then
