@@ -25,6 +25,7 @@
 #include "edan/dataset.hpp"
 #include "edan/detect.hpp"
 #include "edan/image.hpp"
+#include "edan/record.hpp"
 
 namespace fs = std::filesystem;
 
@@ -94,17 +95,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const auto& dir : dirs) {
+    // The images with their ground truth, as edan-index --layout 300w gives
+    // them (sorted, points in pixel-centre coordinates).
     std::vector<Item> items;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.path().extension() != ".pts") continue;
-      auto img = e.path();
-      img.replace_extension(".jpg");
-      if (!fs::exists(img)) img.replace_extension(".png");
-      auto s = edan::read_pts_file(e.path().string());
-      if (s.size() == 68 && fs::exists(img)) items.push_back({img.string(), s});
-    }
-    std::sort(items.begin(), items.end(),
-              [](const Item& a, const Item& b) { return a.image < b.image; });
+    edan::IndexOptions index;
+    index.layout = "300w";
+    index.roots = {dir};
+    edan::index_dataset(index, [&](const edan::Record& r) {
+      auto points = edan::get_shape(r, "landmarks");
+      if (points) {
+        items.push_back({*edan::get_string(r, "image"), *points});
+      } else {
+        std::fprintf(stderr, "bench-detector-recall: skipped: %s\n", edan::to_line(r).c_str());
+      }
+    });
     // The set's name: the folder's path after "300w-subset/" (e.g. helen/testset).
     std::string set = fs::path(dir).lexically_normal().string();
     if (!set.empty() && set.back() == '/') set.pop_back();

@@ -47,12 +47,15 @@ std::vector<Detection> decode_blazeface(const float* scores, const float* regres
   return out;
 }
 
-double box_iou(const FaceBox& a, const FaceBox& b) {
+double box_intersection(const FaceBox& a, const FaceBox& b) {
   const double ix = std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x);
   const double iy = std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y);
-  if (!(ix > 0 && iy > 0)) return 0;
-  const double inter = ix * iy, uni = a.area() + b.area() - inter;
-  return uni > 0 ? inter / uni : 0;
+  return ix > 0 && iy > 0 ? ix * iy : 0;
+}
+
+double box_iou(const FaceBox& a, const FaceBox& b) {
+  const double inter = box_intersection(a, b), uni = a.area() + b.area() - inter;
+  return inter > 0 && uni > 0 ? inter / uni : 0;
 }
 
 std::vector<Detection> weighted_nms(std::vector<Detection> dets, double min_iou) {

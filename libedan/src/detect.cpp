@@ -224,20 +224,14 @@ class BlazeFaceDetector : public FaceDetector {
       // close, part of a large face can pass for a face of its own.
       for (auto& d : weighted_nms(std::move(level), kMinIou)) {
         bool covered = false;
-        for (const auto& k : kept) {
-          const double ix =
-              std::min(d.box.x + d.box.w, k.box.x + k.box.w) - std::max(d.box.x, k.box.x);
-          const double iy =
-              std::min(d.box.y + d.box.h, k.box.y + k.box.h) - std::max(d.box.y, k.box.y);
-          if (ix > 0 && iy > 0 && ix * iy > kMaxCover * std::min(d.box.area(), k.box.area()))
-            covered = true;
-        }
+        for (const auto& k : kept)
+          covered = covered || box_intersection(d.box, k.box) >
+                                   kMaxCover * std::min(d.box.area(), k.box.area());
         if (!covered) kept.push_back(std::move(d));
       }
     }
-    std::vector<Detection> out = std::move(kept);
-    sort_largest_first(out);
-    return out;
+    sort_largest_first(kept);
+    return kept;
   }
 
   std::unique_ptr<FaceDetector> clone() const override {
@@ -429,22 +423,31 @@ Shape canonical_template(int size) {
   return s;
 }
 
+namespace {
+// The least-squares similarity taking `from` onto `to` (crop pixels) as the
+// geometry of a size x size crop; RecordError(degenerate) when the points
+// coincide.
+CropGeometry fitted_geometry(const Shape& from, const Shape& to, int size, const char* degenerate) {
+  CropGeometry g;
+  g.size = size;
+  try {
+    g.to_crop = estimate_similarity(from, to);
+  } catch (const std::exception&) {
+    throw RecordError(degenerate);
+  }
+  if (!(g.to_crop.scale() > 1e-9) || !std::isfinite(g.to_crop.scale()))
+    throw RecordError(degenerate);
+  return g;
+}
+}  // namespace
+
 CropGeometry geometry_from_landmarks(const Shape& landmarks, int size) {
   if (landmarks.size() != kNumLandmarks)
     throw RecordError("landmarks: expected 68 points, got " + std::to_string(landmarks.size()));
   Shape tmpl = canonical_template(size);
   Shape from(landmarks.begin() + kAlignFirst, landmarks.begin() + kAlignLast + 1);
   Shape to(tmpl.begin() + kAlignFirst, tmpl.begin() + kAlignLast + 1);
-  CropGeometry g;
-  g.size = size;
-  try {
-    g.to_crop = estimate_similarity(from, to);
-  } catch (const std::exception&) {
-    throw RecordError("landmarks: degenerate shape (eyes and nose coincide)");
-  }
-  if (!(g.to_crop.scale() > 1e-9) || !std::isfinite(g.to_crop.scale()))
-    throw RecordError("landmarks: degenerate shape (eyes and nose coincide)");
-  return g;
+  return fitted_geometry(from, to, size, "landmarks: degenerate shape (eyes and nose coincide)");
 }
 
 CropGeometry geometry_from_box(const FaceBox& box, const BoxCalibration& c, int size) {
@@ -485,16 +488,7 @@ CropGeometry geometry_from_keypoints(const std::vector<Point2>& keypoints, const
     throw RecordError("keypoints: none to frame the face by");
   Shape from(keypoints.begin(), keypoints.begin() + c.keypoints.size()), to;
   for (const auto& p : c.keypoints) to.push_back({p.x * size - 0.5, p.y * size - 0.5});
-  CropGeometry g;
-  g.size = size;
-  try {
-    g.to_crop = estimate_similarity(from, to);
-  } catch (const std::exception&) {
-    throw RecordError("keypoints: degenerate (eyes, nose and mouth coincide)");
-  }
-  if (!(g.to_crop.scale() > 1e-9) || !std::isfinite(g.to_crop.scale()))
-    throw RecordError("keypoints: degenerate (eyes, nose and mouth coincide)");
-  return g;
+  return fitted_geometry(from, to, size, "keypoints: degenerate (eyes, nose and mouth coincide)");
 }
 
 CropGeometry geometry_from_detection(const Detection& d, const BoxCalibration& c, int size) {

@@ -44,6 +44,8 @@ struct BlazeTile {
 std::vector<Detection> decode_blazeface(const float* scores, const float* regressions,
                                         int input_size, const BlazeTile& tile, double threshold);
 
+// The area two boxes share (0 when they do not overlap).
+double box_intersection(const FaceBox& a, const FaceBox& b);
 // Intersection over union of two boxes (0 when either is empty).
 double box_iou(const FaceBox& a, const FaceBox& b);
 

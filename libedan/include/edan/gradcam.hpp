@@ -84,7 +84,7 @@ struct GradCamOptions {
   std::string mean;                      // "" or where mean maps go
   double frontal_eps = -1;               // pixels; < 0 = 0.05 * S
   int top_k = 10;                        // length of top_landmarks, landmarks in the grid
-  std::string detector = "blazeface";         // records without a crop: edan-crop's detector
+  std::string detector = "blazeface";    // records without a crop: edan-crop's detector
   Fallback fallback = Fallback::kSmall;  // no face found (edan/detect.hpp)
 };
 

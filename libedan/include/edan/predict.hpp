@@ -31,7 +31,7 @@ struct PredictOptions {
   bool flip = false;
   // Records (and video frames) without a "crop" are detected, aligned and
   // cropped in memory as edan-crop does (edan/detect.hpp):
-  std::string detector = "blazeface";         // a name of detector_names()
+  std::string detector = "blazeface";    // a name of detector_names()
   Fallback fallback = Fallback::kSmall;  // no face found (edan/detect.hpp)
   // Records without a crop: predict every face found (one record each) or
   // only the largest.
