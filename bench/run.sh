@@ -22,6 +22,8 @@
 #   EDAN_BENCH_PHOTOS=24         640x480 photos per edan-crop run
 #   EDAN_BENCH_DETECTORS="blazeface blazeface-front haar lbp dlib none"
 #   EDAN_BENCH_STREAM=100000     records of the long peak-RSS stream (vs 1000)
+#   EDAN_BENCH_VIDEO_FACES="1 2 4"  passengers of the in-car scene videos
+#   EDAN_BENCH_VIDEO_SECONDS=8   their length (15 fps, 640x480)
 set -euo pipefail
 bin=$(cd "${1:?usage: bench/run.sh BIN_DIR}" && pwd)
 build=$(cd "$bin/.." && pwd)
@@ -38,6 +40,7 @@ train_steps=${EDAN_BENCH_TRAIN_STEPS:-8}
 photos=${EDAN_BENCH_PHOTOS:-24}
 detectors=${EDAN_BENCH_DETECTORS:-blazeface blazeface-front haar lbp dlib none}
 stream=${EDAN_BENCH_STREAM:-100000}
+video_seconds=${EDAN_BENCH_VIDEO_SECONDS:-8}
 data=${EDAN_DATA:-$src/../shared/data}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -299,6 +302,36 @@ else
   note "crop: skipped, no shared data at $data"
 fi
 out=$(jq --argjson c "$crop" '.crop = $c' <<< "$out")
+
+# --- video: frames per second of edan-predict --video, 640x480, 1/2/4 faces ----
+# The in-car scene (examples/in-car): CK+48 faces pasted on a synthetic
+# background, moving; the default model and detector, tracks and smoothing
+# on. frames_per_s: the whole command (start-up included) over its frames;
+# rate: the records' own "rate" (frames processed per second of wall
+# clock, last second), its median over the run: the steady state.
+video='[]'
+if [ -d "$data/ckplus48" ]; then
+  for nf in ${EDAN_BENCH_VIDEO_FACES:-1 2 4}; do
+    note "video: $nf face(s)"
+    "$build/bench/bench-incar-scene" make --faces "$nf" --seconds "$video_seconds" "$data/ckplus48" "scene-$nf.avi" "truth-$nf.json"
+    frames=$(jq .frames "truth-$nf.json")
+    r=(); rates=()
+    for _ in $(seq "$runs"); do
+      t=$(seconds "$bin/edan-predict" -q --video "scene-$nf.avi" -o "rec-$nf.jsonl")
+      r+=("$(awk -v n="$frames" -v t="$t" 'BEGIN { printf "%.4f", n / t }')")
+      rates+=("$(jq -s 'map(select(.frame > 15) | .rate) | sort | .[length / 2 | floor] // 0' "rec-$nf.jsonl")")
+    done
+    score=$("$build/bench/bench-incar-scene" score "truth-$nf.json" "rec-$nf.jsonl")
+    video=$(jq --argjson n "$nf" --argjson f "$frames" --argjson s "$(stats "${r[@]}")" \
+      --argjson rate "$(stats "${rates[@]}")" --argjson score "$score" \
+      --arg c "edan-predict --video scene-$nf.avi ($frames frames, 640x480, 15 fps; bench-incar-scene make --faces $nf)" \
+      '. + [{faces: $n, frames: $f, frames_per_s: $s, rate: $rate,
+             id_switches: $score.id_switches, found: $score.found, of: $score.faces, command: $c}]' <<< "$video")
+  done
+else
+  note "video: skipped, no shared data at $data/ckplus48"
+fi
+out=$(jq --argjson v "$video" '.video = $v' <<< "$out")
 
 # --- peak RSS of edan-predict: a long stream vs a short one ---------------------
 note "rss: $stream records"

@@ -2,6 +2,7 @@
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
 #include "edan/predict.hpp"
+#include "edan/video.hpp"
 
 int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-predict", "Predict the emotion and 68 landmarks of each face record."};
@@ -16,6 +17,29 @@ int main(int argc, char** argv) {
   tool.add({"--video"}, "FILE", "read the frames of a video file instead of records", &video.file);
   tool.add({"--camera"}, "N", "read the frames of camera N instead of records", &video.camera);
   tool.add({"--every"}, "K", "with --video/--camera, process every K-th frame", &video.every);
+  tool.add({"--max-fps"}, "F",
+           "with --video/--camera, process at most F frames per second of video, dropping the "
+           "others (0 = no limit)",
+           &video.max_fps);
+  tool.add_flag({"--realtime"},
+                "read --video at its own frame rate, as a camera: frames that arrive while one "
+                "is processed are dropped, never queued (a camera is always read so)",
+                &video.realtime);
+  tool.add({"--track-timeout"}, "S",
+           "a face unseen for more than S seconds loses its track id; seen again, it gets a "
+           "new one",
+           &video.track.timeout);
+  tool.add({"--smooth"}, "S",
+           "time constant, in seconds, of each track's exponential mean of the probabilities "
+           "(\"smooth\"; 0 = off)",
+           &video.track.smooth);
+  tool.add_flag({"--empty-frames"},
+                "also write a record for a processed frame without a face (\"faces\": 0)",
+                &video.empty_frames);
+  tool.add({"--annotate-video"}, "FILE",
+           "also write the processed frames with boxes, track ids, emotion and probability "
+           "bars (.avi: MJPEG)",
+           &video.annotate);
   tool.add({"--stages"}, "K",
            "run only the first K stages, predicting with stage K's head (default: all)",
            &opt.stages);
@@ -42,7 +66,15 @@ int main(int argc, char** argv) {
     auto predictor = edan::Predictor::load(opt);
     if (!video.file.empty() || video.camera >= 0)
       return tool.generate([&] {
-        edan::predict_video(predictor, video, [&](const edan::Record& r) { tool.emit(r); });
+        edan::predict_video(
+            predictor, video,
+            [&](const edan::Record& r) {
+              // A video's error (its early end) is said at once, not only counted.
+              if (edan::has_error(r)) tool.warn(r.at("error").as_string().c_str());
+              tool.emit(r);
+              tool.flush();  // a live consumer (an alert rule) sees each frame at once
+            },
+            [&](const std::string& status) { tool.progress(status); });
       });
     return edan::annotate_records(tool, predictor);
   });

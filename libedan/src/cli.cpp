@@ -613,6 +613,11 @@ void Tool::write(const Record& r) {
 
 void Tool::emit(const Record& r) { write(r); }
 
+void Tool::flush() {
+  out();
+  impl_->writer->flush();
+}
+
 void Tool::for_each_input(const std::function<void(Record&)>& fn) {
   const bool to_file = !output_.empty() && output_ != "-";
   for (const auto& path : inputs())

@@ -3,15 +3,11 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <mutex>
-#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
-#include <opencv2/videoio.hpp>
 #include <optional>
 #include <stdexcept>
 
@@ -321,77 +317,6 @@ int annotate_records(cli::Tool& tool, Predictor& predictor) {
       [&](std::vector<Record*>& batch, std::any& faces) {
         return predictor.annotate(batch, *std::any_cast<Faces&>(faces));
       });
-}
-
-void check_video_source(const VideoSource& source, bool record_arguments) {
-  if (source.camera < -1) throw UsageError("--camera must be a camera index, 0 or more");
-  if (source.every < 1) throw UsageError("--every must be at least 1");
-  if ((!source.file.empty() || source.camera >= 0) && record_arguments)
-    throw UsageError("--video and --camera read frames, not records: drop the FILE arguments");
-}
-
-void predict_video(Predictor& predictor, const VideoSource& source,
-                   const std::function<void(const Record&)>& emit) {
-  if (source.every < 1) throw UsageError("--every must be at least 1");
-  cv::VideoCapture cap;
-  std::string name = source.file.empty() ? "camera " + std::to_string(source.camera) : source.file;
-  std::error_code ec;
-  if (!source.file.empty() && !std::filesystem::is_regular_file(source.file, ec))
-    throw FatalError(name + ": cannot open: no such file");
-  bool opened = false;
-  // OpenCV reads this when its FFmpeg backend first starts (AV_LOG_QUIET).
-  if (source.quiet) setenv("OPENCV_FFMPEG_LOGLEVEL", "-8", 1);
-  // OpenCV's backends log every failed attempt on stderr; the error below
-  // says it once. With quiet, OpenCV stays silent while frames are read too.
-  auto level = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
-  struct RestoreLevel {
-    cv::utils::logging::LogLevel level;
-    ~RestoreLevel() { cv::utils::logging::setLogLevel(level); }
-  } restore{level};
-  try {
-    opened = source.file.empty() ? cap.open(source.camera) : cap.open(source.file);
-  } catch (const cv::Exception& e) {
-    throw FatalError(name + ": cannot open: " + e.what());
-  }
-  if (!source.quiet) cv::utils::logging::setLogLevel(level);
-  if (!opened || !cap.isOpened()) throw FatalError(name + ": cannot open as a video");
-  const double fps = cap.get(cv::CAP_PROP_FPS);
-  const auto start = std::chrono::steady_clock::now();
-  cv::Mat frame;
-  std::int64_t index = 0;
-  for (; cap.read(frame); ++index) {
-    if (index % source.every != 0 || frame.empty()) continue;
-    double time =
-        fps > 0 ? static_cast<double>(index) / fps
-                : std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    cv::Mat gray = to_gray8(frame);
-    if (!gray.isContinuous()) gray = gray.clone();
-    for (auto& face : predictor.predict_frame(gray.data, gray.rows, gray.cols)) {
-      Record r;
-      if (source.file.empty())
-        r["camera"] = source.camera;
-      else
-        r["video"] = source.file;
-      r["frame"] = index;
-      r["time"] = json_number(time, 1e-3);
-      for (auto& kv : face) r[kv.key()] = std::move(kv.value());
-      emit(r);
-    }
-  }
-  // OpenCV reports a damaged file's early end as the end: compare the frames
-  // read with the count its container declares. The error record makes
-  // the run exit 1.
-  const auto declared = static_cast<std::int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
-  if (!source.file.empty() && index < declared) {
-    Record r;
-    r["video"] = source.file;
-    r["frame"] = index;
-    set_error(r, "video ends after " + std::to_string(index) + " of the " +
-                     std::to_string(declared) +
-                     " frames it declares: the file is truncated or "
-                     "damaged");
-    emit(r);
-  }
 }
 
 }  // namespace edan

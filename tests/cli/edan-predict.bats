@@ -155,7 +155,7 @@ setup() {
   [ -z "$stderr" ]
 }
 
-@test "a truncated video: the frames read, then an error record naming the cut, exit 1" {
+@test "a truncated video: the frames read, then an error record and a warning naming the cut, exit 1" {
   "$EDAN_TESTS_BIN/make-video" --frames 50 --fps 10 clip.avi
   head -c $(( $(stat -c %s clip.avi) * 2 / 5 )) clip.avi > cut.avi
   run --separate-stderr edan-predict -m model.edan --detector none --video cut.avi
@@ -163,9 +163,11 @@ setup() {
   frames=$(jq -s 'map(select(has("pred"))) | length' <<< "$output")
   [ "$frames" -gt 0 ] && [ "$frames" -lt 50 ]
   last=$(tail -1 <<< "$output")
-  [ "$(jq -r .error <<< "$last")" = "video ends after $frames of the 50 frames it declares: the file is truncated or damaged" ]
+  [ "$(jq -r .error <<< "$last")" = "video ends after $frames of the 50 frames it declares (the last frame read is $(( frames - 1 ))): the file is truncated or damaged" ]
   [ "$(jq -r .video <<< "$last")" = cut.avi ]
   [[ "$stderr" == *"1 of $(( frames + 1 )) records written with an error"* ]]
+  # ... and a warning that says it at once, naming the last frame read.
+  [[ "$stderr" == *"edan-predict: video ends after $frames of the 50 frames it declares (the last frame read is $(( frames - 1 )))"* ]]
   # The whole file: no error record, exit 0.
   run --separate-stderr edan-predict -m model.edan --detector none --video clip.avi
   [ "$status" -eq 0 ]

@@ -135,6 +135,9 @@ class Tool {
   // Returns 0, or 1 when any emitted record carries an error.
   int generate(const std::function<void()>& fn);
   void emit(const Record& r);
+  // Writes out the records emitted so far (for a live source: its reader
+  // sees each record at once, not when a pipe's buffer fills).
+  void flush();
 
   // Every input record, in order (for consumers such as edan-eval); returns
   // when the input ends. Records with errors are delivered too.

@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -141,32 +140,6 @@ class Predictor {
 // reader thread, overlapped with the network (annotate) on this one.
 // Returns map_batches's exit status.
 int annotate_records(cli::Tool& tool, Predictor& predictor);
-
-// Where predict_video reads frames from.
-struct VideoSource {
-  std::string file;  // a video file OpenCV can read, or
-  int camera = -1;   // a camera index (when file is empty)
-  int every = 1;     // process every K-th frame (1 = all)
-  // -q: FFmpeg's and OpenCV's own messages (a damaged frame, a short read)
-  // are silenced too, not only edan's.
-  bool quiet = false;
-};
-
-// Throws UsageError when the source cannot be used as given: --camera
-// below 0 (other than the default -1), --every below 1, or record FILE
-// arguments beside --video/--camera (they would be ignored).
-void check_video_source(const VideoSource& source, bool record_arguments);
-
-// Reads frames from a video file or camera, processes every K-th, and
-// emits one record per face per processed frame, in frame order:
-//   {"video": FILE | "camera": N, "frame": i, "time": seconds, "face": j,
-//    "box": [x, y, w, h], "score": s, "pred": {...}}
-// ("frame" counts from 0 over all frames read; "time" is frame / fps of the
-// source, or seconds since the start when it reports no frame rate). A frame
-// without a face emits nothing. Throws FatalError when the source cannot
-// be opened, UsageError when every < 1.
-void predict_video(Predictor& predictor, const VideoSource& source,
-                   const std::function<void(const Record&)>& emit);
 
 // Adds "pred" to a record: label name, probs by class name (rounded to 6
 // decimals), landmarks (rounded to 0.01 px). Replaces an existing "pred" in
