@@ -136,8 +136,13 @@ for preset in $presets; do
   for batch in $batches; do
     note "$preset: batch $batch ($n faces)"
     e=$(rate "$n" "$bin/edan-predict" -m "m-$preset.edan" --batch "$batch" -q "in-$preset.jsonl")
+    # Where the time of one more run went (edan-predict --timings).
+    tm=$("$bin/edan-predict" -m "m-$preset.edan" --batch "$batch" -q --timings "in-$preset.jsonl" 2>&1 > /dev/null \
+      | sed -n 's/^edan-predict: timings //p')
     row=$(jq -n --arg p "$preset" --argjson s "$size" --argjson b "$batch" --argjson n "$n" --argjson e "$e" \
-      '{preset: $p, size: $s, batch: $b, faces: $n, edan: ($e + {command: "edan-predict -m \($p).edan --batch \($b) in.jsonl"})}')
+      --argjson tm "${tm:-null}" \
+      '{preset: $p, size: $s, batch: $b, faces: $n, edan: ($e + {command: "edan-predict -m \($p).edan --batch \($b) in.jsonl"}),
+        breakdown: $tm}')
     if [ -n "$python" ]; then
       py=$(rate "$n" "$python" "$src/bench/reference.py" predict "m-$preset.edan" "in-$preset.jsonl" --batch "$batch")
       row=$(jq --argjson py "$py" --argjson r "$(ratio "$(median "$e")" "$(median "$py")")" --arg c "python3 bench/reference.py predict $preset.edan in.jsonl --batch $batch" \
@@ -165,7 +170,8 @@ for preset in $presets; do
   e8=$(jq -r --arg p "$preset" 'map(select(.preset == $p and .batch == 8))[0].edan.median // empty' <<< "$predict")
   if [ -n "$e8" ]; then
     k=$(jq --argjson f "$e8" --argjson peak "$peak_gflops" \
-      '.end_to_end_batch8 = {gflops: ((.conv_gflop_per_face * $f * 100 | round) / 100), fraction_of_peak: ((.conv_gflop_per_face * $f / $peak * 1000 | round) / 1000)}' <<< "$k")
+      '.end_to_end_batch8 = {gflops: ((.conv_gflop_per_face * $f * 100 | round) / 100), fraction_of_peak: ((.conv_gflop_per_face * $f / $peak * 1000 | round) / 1000),
+                             over_body: (($f / .faces_per_s.median * 1000 | round) / 1000)}' <<< "$k")
   fi
   body=$(jq --argjson k "$k" '. + [$k]' <<< "$body")
 done

@@ -1,4 +1,6 @@
 // edan-predict: classify the emotion of each face record and fit its landmarks.
+#include <chrono>
+
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
 #include "edan/predict.hpp"
@@ -46,6 +48,11 @@ int main(int argc, char** argv) {
   tool.add_flag({"--flip"},
                 "also predict each face mirrored left-right and average the two (twice the work)",
                 &opt.flip);
+  bool timings = false;
+  tool.add_flag({"--timings"},
+                "at the end, write where the time went on stderr, as one JSON object (see "
+                "TIMINGS in the man page)",
+                &timings);
   tool.add_batch(32);
   tool.add_threads();
   tool.add_device();
@@ -56,6 +63,10 @@ int main(int argc, char** argv) {
       "Examples:\n  edan-predict photos/ > scored.jsonl\n"
       "  edan-crop --out-dir crops photos.jsonl | edan-predict > scored.jsonl");
   if (auto rc = tool.parse(argc, argv)) return *rc;
+  const auto start = std::chrono::steady_clock::now();
+  auto since_start = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   return tool.run([&] {
     opt.fallback = face_flags.fallback();
     opt.all_faces = edan::parse_faces_option(faces);
@@ -64,6 +75,7 @@ int main(int argc, char** argv) {
     edan::check_video_source(video, tool.has_arguments());
     video.quiet = tool.quiet();
     auto predictor = edan::Predictor::load(opt);
+    const double load_s = since_start();
     if (!video.file.empty() || video.camera >= 0)
       return tool.generate([&] {
         edan::predict_video(
@@ -76,6 +88,10 @@ int main(int argc, char** argv) {
             },
             [&](const std::string& status) { tool.progress(status); });
       });
-    return edan::annotate_records(tool, predictor);
+    const int rc = edan::annotate_records(tool, predictor);
+    if (timings)
+      edan::write_timings(predictor.timings(), since_start(), load_s, tool.write_seconds(),
+                          tool.name());
+    return rc;
   });
 }

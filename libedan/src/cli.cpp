@@ -65,6 +65,7 @@ struct Tool::Impl {
   mutable double last_progress = 0;
   mutable bool progress_shown = false;
   std::map<std::string, std::size_t> reasons;  // of the records written with an error
+  double write_seconds = 0;                    // in write() and its flushes
 };
 
 namespace {
@@ -504,7 +505,9 @@ void Tool::open_partial() {
 
 void Tool::inputs_done(std::size_t n) {
   if (!impl_->writer) return;
+  const double start = now_seconds();
   impl_->writer->flush();
+  impl_->write_seconds += now_seconds() - start;
   if (impl_->partial.empty()) return;
   impl_->done = impl_->skip + n;
   impl_->done_bytes = static_cast<std::uint64_t>(ftello(impl_->out));
@@ -607,9 +610,13 @@ std::string Tool::failure_summary() const {
 
 void Tool::write(const Record& r) {
   out();
+  const double start = now_seconds();
   impl_->writer->write(r);
+  impl_->write_seconds += now_seconds() - start;
   count(r);
 }
+
+double Tool::write_seconds() const { return impl_->write_seconds; }
 
 void Tool::emit(const Record& r) { write(r); }
 

@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -16,6 +18,16 @@
 #include "edan/image.hpp"
 
 namespace edan {
+
+namespace {
+using TimerClock = std::chrono::steady_clock;
+// Adds the seconds since `start` to `sum`; returns now.
+TimerClock::time_point add_since(TimerClock::time_point start, double& sum) {
+  const auto now = TimerClock::now();
+  sum += std::chrono::duration<double>(now - start).count();
+  return now;
+}
+}  // namespace
 
 FaceSourceFlags::FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector) {
   tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
@@ -188,6 +200,7 @@ Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch) {
 }
 
 std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<Record*>& batch) {
+  const auto start = TimerClock::now();
   const std::int64_t n = static_cast<std::int64_t>(batch.size());
   const int si = static_cast<int>(size());
   auto read = std::make_shared<BatchFaces>();
@@ -224,6 +237,7 @@ std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<R
       }
     }
   });
+  add_since(start, timings_.read);
   return read;
 }
 
@@ -247,7 +261,13 @@ Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch, BatchFaces&
   }
   Expanded expanded(batch.size());
   if (where.empty()) return expanded;
-  auto o = forward(to_pixels(pixels, s, input_));
+  auto t = TimerClock::now();
+  auto input = to_pixels(pixels, s, input_);
+  t = add_since(t, timings_.pack);
+  auto o = forward(input);
+  t = add_since(t, timings_.forward);
+  ++timings_.batches;
+  timings_.faces += static_cast<std::int64_t>(where.size());
   auto pa = o.probs.accessor<double, 2>();
   auto ka = o.labels.accessor<std::int64_t, 1>();
   auto la = o.landmarks.accessor<double, 3>();
@@ -273,6 +293,7 @@ Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch, BatchFaces&
                    f.to_output(points, static_cast<double>(s)));
     if (several && k == 0) *batch[i] = r;
   }
+  add_since(t, timings_.records);
   return expanded;
 }
 
@@ -308,6 +329,24 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
     out.push_back(std::move(r));
   }
   return out;
+}
+
+void write_timings(const PredictTimings& t, double wall, double load, double write,
+                   const std::string& name) {
+  auto sec = [](double v) { return json_number(v, 1e-3); };
+  const double run = wall - load;
+  boost::json::object o{{"wall_s", sec(wall)},
+                        {"load_s", sec(load)},
+                        {"read_s", sec(t.read)},
+                        {"pack_s", sec(t.pack)},
+                        {"forward_s", sec(t.forward)},
+                        {"records_s", sec(t.records)},
+                        {"write_s", sec(write)},
+                        {"main_wait_s", sec(run - t.pack - t.forward - t.records - write)},
+                        {"batches", t.batches},
+                        {"faces", t.faces},
+                        {"faces_per_s", json_number(run > 0 ? t.faces / run : 0, 0.1)}};
+  std::fprintf(stderr, "%s: timings %s\n", name.c_str(), to_line(o).c_str());
 }
 
 int annotate_records(cli::Tool& tool, Predictor& predictor) {

@@ -355,3 +355,17 @@ EOF
   [ "$status" -eq 2 ]
   [[ "$output" == *"drop the FILE arguments"* ]]
 }
+
+@test "--timings: one JSON line on stderr, with the faces and batches of the run" {
+  for i in 1 2 3 4 5; do echo '{"crop":"face.png"}'; done > in.jsonl
+  run --separate-stderr edan-predict -q -m model.edan --batch 2 --timings in.jsonl
+  [ "$status" -eq 0 ]
+  [ "$(count_lines <<< "$output")" -eq 5 ]
+  t=$(sed -n 's/^edan-predict: timings //p' <<< "$stderr")
+  [ "$(jq -c '[.faces, .batches]' <<< "$t")" = '[5,3]' ]
+  [ "$(jq '[.wall_s, .load_s, .read_s, .pack_s, .forward_s, .records_s, .write_s] | all(. >= 0)' <<< "$t")" = true ]
+  [ "$(jq '.wall_s >= .load_s + .forward_s' <<< "$t")" = true ]
+  # Without the flag: nothing on stderr.
+  run --separate-stderr edan-predict -q -m model.edan in.jsonl
+  [ -z "$stderr" ]
+}

@@ -135,6 +135,8 @@ class Tool {
   // Returns 0, or 1 when any emitted record carries an error.
   int generate(const std::function<void()>& fn);
   void emit(const Record& r);
+  // Seconds spent so far serialising and writing records (for timings).
+  double write_seconds() const;
   // Writes out the records emitted so far (for a live source: its reader
   // sees each record at once, not when a pipe's buffer fills).
   void flush();

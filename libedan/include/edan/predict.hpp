@@ -61,6 +61,16 @@ class FaceSourceFlags {
 // --faces: "all" -> true, "largest" -> false; UsageError otherwise.
 bool parse_faces_option(const std::string& value);
 
+// Where a Predictor's time went (seconds of wall-clock time, summed over
+// calls): reading and detecting faces (read_faces, on the reader thread of
+// annotate_records, so it overlaps the rest), packing pixels into the input
+// tensor, the forward pass (normalisation, network, softmax, copy back),
+// and writing the predictions into the records.
+struct PredictTimings {
+  double read = 0, pack = 0, forward = 0, records = 0;
+  std::int64_t batches = 0, faces = 0;
+};
+
 class Predictor {
  public:
   // Takes a loaded model (load_model) and the device it lives on; puts the
@@ -78,6 +88,7 @@ class Predictor {
   const ModelMeta& meta() const { return loaded_.meta; }
   std::int64_t size() const { return loaded_.meta.config.size; }
   const torch::Device& device() const { return device_; }
+  const PredictTimings& timings() const { return timings_; }
 
   // Predicts a batch of faces: pixels [N,1,S,S], grayscale in [0,1] (not yet
   // normalised), on any device. Runs under eval() and NoGradGuard.
@@ -134,12 +145,23 @@ class Predictor {
   torch::Device device_;
   PredictOptions options_;
   std::unique_ptr<Croppers> croppers_;
+  PredictTimings timings_;  // read: written by read_faces only; the rest by annotate
 };
 
 // edan-predict's record loop: tool.map_batches with read_faces on the
 // reader thread, overlapped with the network (annotate) on this one.
 // Returns map_batches's exit status.
 int annotate_records(cli::Tool& tool, Predictor& predictor);
+
+// edan-predict --timings: one line on stderr, "NAME: timings {...}", with
+// the seconds of the run (wall, from the program's start; load: model and
+// threads), the Predictor's stages (read_s on the reader thread, overlapped;
+// pack_s, forward_s, records_s on the main thread), write_s (serialising
+// and writing the records, main thread), main_wait_s (the main thread's
+// rest: waiting for the reader, start-up after load), batches, faces and
+// faces_per_s (after load).
+void write_timings(const PredictTimings& t, double wall, double load, double write,
+                   const std::string& name);
 
 // Adds "pred" to a record: label name, probs by class name (rounded to 6
 // decimals), landmarks (rounded to 0.01 px). Replaces an existing "pred" in
