@@ -230,9 +230,8 @@ double iou(const cv::Rect2d& a, const cv::Rect2d& b) {
 }
 
 cv::Rect2d record_box(const edan::Record& r) {
-  const auto& b = r.at("box").as_array();
-  return {b[0].to_number<double>(), b[1].to_number<double>(), b[2].to_number<double>(),
-          b[3].to_number<double>()};
+  const auto b = edan::get_box(r).value();
+  return {b.x, b.y, b.w, b.h};
 }
 
 int score(const std::vector<std::string>& args, const std::string& rule) {

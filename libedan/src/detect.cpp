@@ -767,19 +767,7 @@ std::vector<Face> FaceCropper::crop(const Record& r) {
   if (landmarks) {
     if (auto g = get_crop_geometry(r)) landmarks = g->to_source(*landmarks);
   }
-  std::optional<FaceBox> box;
-  if (auto it = r.find("box"); it != r.end()) {
-    const json::array* a = it->value().if_array();
-    if (!a || a->size() != 4) throw RecordError("box: expected [x, y, w, h]");
-    double v[4];
-    for (std::size_t i = 0; i < 4; ++i) {
-      if (!(*a)[i].is_number()) throw RecordError("box: expected 4 numbers");
-      v[i] = (*a)[i].to_number<double>();
-      if (!std::isfinite(v[i])) throw RecordError("box: not finite");
-    }
-    if (!(v[2] > 0 && v[3] > 0)) throw RecordError("box: width and height must be positive");
-    box = FaceBox{v[0], v[1], v[2], v[3]};
-  }
+  std::optional<FaceBox> box = get_box(r);
   cv::Mat gray = read_gray(*image);
   try {
     // A box off the image would frame black padding only, and be classified.

@@ -110,7 +110,9 @@ namespace {
 // JSON. Each such token outside a string is replaced by a marker string, so
 // that the rest of the record parses; nullopt when there is none.
 // The marker, as decoded and as written in JSON.
-const std::string_view kNonFinite = "\x01" "edan-non-finite\x01";
+const std::string_view kNonFinite =
+    "\x01"
+    "edan-non-finite\x01";
 const std::string_view kNonFiniteJson = R"("\u0001edan-non-finite\u0001")";
 std::optional<std::string> mark_non_finite(std::string_view text) {
   std::string out;
@@ -119,8 +121,10 @@ std::optional<std::string> mark_non_finite(std::string_view text) {
     const char c = text[i];
     if (in_string) {
       out += c;
-      if (c == '\\' && i + 1 < text.size()) out += text[++i];
-      else if (c == '"') in_string = false;
+      if (c == '\\' && i + 1 < text.size())
+        out += text[++i];
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     if (c == '"') in_string = true;
@@ -146,8 +150,8 @@ void null_non_finite(json::value& v, const std::string& at, std::vector<std::str
     names.push_back(at);
   } else if (v.is_object()) {
     for (auto& kv : v.get_object())
-      null_non_finite(kv.value(), at.empty() ? std::string(kv.key()) : at + "." + std::string(kv.key()),
-                      names);
+      null_non_finite(kv.value(),
+                      at.empty() ? std::string(kv.key()) : at + "." + std::string(kv.key()), names);
   } else if (v.is_array()) {
     auto& a = v.get_array();
     for (std::size_t i = 0; i < a.size(); ++i)
@@ -407,6 +411,23 @@ std::string fixed_decimals(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
   return buf;
+}
+
+std::optional<FaceBox> get_box(const Record& r, std::string_view key) {
+  auto it = r.find(key);
+  if (it == r.end()) return std::nullopt;
+  const std::string name(key);
+  const json::array* a = it->value().if_array();
+  if (!a || a->size() != 4) throw RecordError(name + ": expected [x, y, w, h]");
+  double v[4];
+  for (std::size_t i = 0; i < 4; ++i) {
+    auto x = number_of((*a)[i]);
+    if (!x) throw RecordError(name + ": expected 4 numbers");
+    if (!std::isfinite(*x)) throw RecordError(name + ": not finite");
+    v[i] = *x;
+  }
+  if (!(v[2] > 0 && v[3] > 0)) throw RecordError(name + ": width and height must be positive");
+  return FaceBox{v[0], v[1], v[2], v[3]};
 }
 
 json::array shape_to_json(const Shape& s) {

@@ -7,25 +7,19 @@
 #include <tuple>
 
 #include "edan/blazeface.hpp"
+#include "edan/error.hpp"
 
 namespace edan {
 
-namespace {
-
-std::optional<FaceBox> record_box(const Record& r) {
-  auto it = r.find("box");
-  if (it == r.end() || !it->value().is_array()) return std::nullopt;
-  const auto& a = it->value().as_array();
-  if (a.size() != 4) return std::nullopt;
-  FaceBox b;
+std::optional<FaceBox> face_box(const Record& r) {
   try {
-    b = {a[0].to_number<double>(), a[1].to_number<double>(), a[2].to_number<double>(),
-         a[3].to_number<double>()};
-  } catch (const std::exception&) {
+    return get_box(r);
+  } catch (const RecordError&) {
     return std::nullopt;
   }
-  return b;
 }
+
+namespace {
 
 // The prediction's landmarks (frame pixels), or empty.
 Shape record_landmarks(const Record& r) {
@@ -97,7 +91,7 @@ void FaceTracker::update(std::vector<Record>& faces, double time) {
   };
   std::vector<Face> found;
   for (std::size_t i = 0; i < faces.size(); ++i)
-    if (auto b = record_box(faces[i])) found.push_back({i, *b, record_landmarks(faces[i])});
+    if (auto b = face_box(faces[i])) found.push_back({i, *b, record_landmarks(faces[i])});
 
   // Every track moved to this frame's time by its velocity.
   std::vector<FaceBox> predicted;

@@ -186,13 +186,10 @@ cv::Scalar track_colour(std::int64_t track) {
 
 void draw_faces(cv::Mat& bgr, const std::vector<Record>& faces) {
   for (const auto& r : faces) {
-    auto box = r.find("box");
-    if (box == r.end() || !box->value().is_array() || box->value().as_array().size() != 4) continue;
-    const auto& b = box->value().as_array();
-    const cv::Rect rect(static_cast<int>(std::lround(b[0].to_number<double>())),
-                        static_cast<int>(std::lround(b[1].to_number<double>())),
-                        static_cast<int>(std::lround(b[2].to_number<double>())),
-                        static_cast<int>(std::lround(b[3].to_number<double>())));
+    const auto b = face_box(r);
+    if (!b) continue;
+    const cv::Rect rect(static_cast<int>(std::lround(b->x)), static_cast<int>(std::lround(b->y)),
+                        static_cast<int>(std::lround(b->w)), static_cast<int>(std::lround(b->h)));
     std::int64_t track = 0;
     if (auto t = r.find("track"); t != r.end() && t->value().is_int64())
       track = t->value().as_int64();

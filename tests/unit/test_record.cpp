@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-
 #include <cstdio>
 #include <cstring>
 
@@ -91,6 +90,19 @@ TEST(Record_Fields, malformedShapeThrows) {
   EXPECT_FALSE(edan::get_shape(t, "landmarks"));
 }
 
+TEST(Record_Fields, boxIsFourNumbersWithPositiveSize) {
+  auto b = edan::get_box(edan::parse_line(R"({"box":[1,2.5,30,40]})", 1));
+  ASSERT_TRUE(b);
+  EXPECT_DOUBLE_EQ(b->x, 1);
+  EXPECT_DOUBLE_EQ(b->y, 2.5);
+  EXPECT_DOUBLE_EQ(b->w, 30);
+  EXPECT_DOUBLE_EQ(b->h, 40);
+  EXPECT_FALSE(edan::get_box(edan::parse_line(R"({"image":"a.png"})", 1)));
+  for (const char* bad : {R"({"box":null})", R"({"box":[1,2,3]})", R"({"box":[1,2,"3",4]})",
+                          R"({"box":[1,2,0,4]})", R"({"box":[1,2,3,-4]})", R"({"box":"0 0 1 1"})"})
+    EXPECT_THROW(edan::get_box(edan::parse_line(bad, 1)), edan::RecordError) << bad;
+}
+
 TEST(Record_ToLine, numbersReadable) {
   Record r;
   r["a"] = 63.0;
@@ -131,7 +143,8 @@ TEST(Record_ParseLine, doublesAreReadCorrectlyRounded) {
   // Boost.JSON 1.81's own parser reads this shortest form back 1 ULP off;
   // the value must be the correctly rounded one, and a record must come back
   // from to_line unchanged, however often it is passed on.
-  const char* line = R"({"d":-9.223372073709551e+30,"i":-9223372073709551616073709551615,"n":1e400})";
+  const char* line =
+      R"({"d":-9.223372073709551e+30,"i":-9223372073709551616073709551615,"n":1e400})";
   auto r = edan::parse_line(line, 1, "t");
   ASSERT_FALSE(edan::has_error(r));
   EXPECT_EQ(r.at("d").as_double(), -9.223372073709551e+30);

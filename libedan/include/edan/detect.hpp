@@ -37,14 +37,6 @@
 
 namespace edan {
 
-// A face box in source pixels: top-left pixel (x, y), width and height.
-struct FaceBox {
-  double x = 0, y = 0, w = 0, h = 0;
-  double area() const { return w * h; }
-  // The box's centre in pixel-centre coordinates.
-  Point2 centre() const { return {x + (w - 1) / 2, y + (h - 1) / 2}; }
-};
-
 struct Detection {
   FaceBox box;
   // Detector confidence, higher is surer; the scale depends on the detector

@@ -103,6 +103,10 @@ std::optional<double> get_number(const Record& r, std::string_view key);
 // when present but malformed: not an array of 68 numeric pairs, NaN or inf.
 std::optional<Shape> get_shape(const Record& r, std::string_view key);
 boost::json::array shape_to_json(const Shape& s);
+// "box" as [x, y, w, h], or nullopt when absent. Throws RecordError naming
+// the key when present but anything else (null included): not 4 finite
+// numbers, or a width or height that is not positive.
+std::optional<FaceBox> get_box(const Record& r, std::string_view key = "box");
 
 // crop_transform / crop_size of a record, if both are present. Throws
 // RecordError when present but malformed.

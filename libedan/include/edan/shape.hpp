@@ -15,6 +15,14 @@ struct Point2 {
 };
 using Shape = std::vector<Point2>;
 
+// A face box in source pixels: top-left pixel (x, y), width and height.
+struct FaceBox {
+  double x = 0, y = 0, w = 0, h = 0;
+  double area() const { return w * h; }
+  // The box's centre in pixel-centre coordinates.
+  Point2 centre() const { return {x + (w - 1) / 2, y + (h - 1) / 2}; }
+};
+
 // x' = a*x - b*y + tx ; y' = b*x + a*y + ty  (rotation+uniform scale+shift)
 struct Similarity {
   double a = 1, b = 0, tx = 0, ty = 0;

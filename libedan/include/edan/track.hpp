@@ -5,6 +5,7 @@
 // --camera), in frame order.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ struct TrackOptions {
 
 // Assigns track ids and smoothed probabilities.
 //
+// A face record's box (get_box), or nullopt when it has none or a malformed
+// one: a face that the tracker and draw_faces pass over.
+std::optional<FaceBox> face_box(const Record& r);
+
 // Each live track keeps its last box and landmarks, and a velocity
 // (pixels per second, from its last two frames). In a new frame, every
 // track's box and landmarks are moved to the frame's time by that
