@@ -76,6 +76,7 @@ Predictor::Predictor(LoadedModel loaded, torch::Device device, PredictOptions op
   // convolutions, no dropout, channels-last weights); the caller's model is
   // left as it was.
   loaded_.model = prepare_for_inference(loaded_.model);
+  chunk_ = forward_chunk(loaded_.meta.config);
 }
 
 Predictor::~Predictor() = default;
@@ -127,14 +128,35 @@ bool set_prediction(Record& r, const std::vector<std::string>& labels, int label
   return true;
 }
 
+std::int64_t forward_chunk(const ModelConfig& config) {
+  if (const char* env = std::getenv("EDAN_FORWARD_CHUNK"); env && *env) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (*end != '\0' || v < 1)
+      throw UsageError(std::string("EDAN_FORWARD_CHUNK: '") + env +
+                       "' is not a positive integer (unset it for the automatic size)");
+    return v;
+  }
+  const double face_bytes = 4.0 * static_cast<double>(config.widths.at(0)) *
+                            static_cast<double>(config.size) * static_cast<double>(config.size);
+  return std::max<std::int64_t>(1, static_cast<std::int64_t>(16.0 * 1024 * 1024 / face_bytes));
+}
+
 Predictor::Outputs Predictor::forward(const torch::Tensor& pixels) {
   c10::InferenceMode inference;
   auto x = normalise_images(pixels.to(device_, torch::kFloat32), loaded_.meta);
   const std::int64_t n = x.size(0);
   if (options_.flip) x = torch::cat({x, x.flip({3})});
-  auto out = loaded_.model->forward(x, options_.stages);
-  auto probs = torch::softmax(out.logits, /*dim=*/1).to(torch::kFloat64);
-  auto landmarks = out.landmarks.back().to(torch::kFloat64);
+  // The network in chunks (forward_chunk): the same outputs, face by face.
+  std::vector<torch::Tensor> logits, points;
+  const std::int64_t chunk = chunk_, total = x.size(0);
+  for (std::int64_t i = 0; i < total; i += chunk) {
+    auto out = loaded_.model->forward(x.narrow(0, i, std::min(chunk, total - i)), options_.stages);
+    logits.push_back(out.logits);
+    points.push_back(out.landmarks.back());
+  }
+  auto probs = torch::softmax(torch::cat(logits), /*dim=*/1).to(torch::kFloat64);
+  auto landmarks = torch::cat(points).to(torch::kFloat64);
   if (options_.flip) {
     // The mirrored half: point k of the flipped face is point mirror[k] of
     // the face, at x' = S-1-x (pixel centres at integers).

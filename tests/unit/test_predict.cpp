@@ -8,6 +8,7 @@
 #include <string>
 
 #include "edan/detect.hpp"
+#include "edan/error.hpp"
 #include "edan/image.hpp"
 #include "edan/predict.hpp"
 #include "fixtures.hpp"
@@ -90,6 +91,44 @@ TEST(Predict_Predictor, predictMatchesTheModel) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_NEAR(out[i].probs[2], probs[i][2].item<double>(), 1e-5);
     EXPECT_NEAR(out[i].landmarks[30].y, ref.landmarks[1][i][30][1].item<double>(), 1e-3);
+  }
+}
+
+TEST(Predict_ForwardChunk, firstBlockOfAChunkFitsIn16MiB) {
+  unsetenv("EDAN_FORWARD_CHUNK");
+  auto c = edan::preset_config("dan");  // 112 px, 64 channels: 3.06 MiB a face
+  EXPECT_EQ(edan::forward_chunk(c), 5);
+  c = edan::preset_config("paper");  // 224 px: 12.25 MiB a face
+  EXPECT_EQ(edan::forward_chunk(c), 1);
+  c.size = 448;  // more than 16 MiB a face: still one
+  EXPECT_EQ(edan::forward_chunk(c), 1);
+  c.size = 48;
+  c.widths = {32, 64, 128, 256};  // the default model
+  EXPECT_EQ(edan::forward_chunk(c), 56);
+  setenv("EDAN_FORWARD_CHUNK", "3", 1);
+  EXPECT_EQ(edan::forward_chunk(c), 3);
+  setenv("EDAN_FORWARD_CHUNK", "0", 1);
+  EXPECT_THROW(edan::forward_chunk(c), edan::UsageError);
+  setenv("EDAN_FORWARD_CHUNK", "4x", 1);
+  EXPECT_THROW(edan::forward_chunk(c), edan::UsageError);
+  unsetenv("EDAN_FORWARD_CHUNK");
+}
+
+TEST(Predict_Predictor, chunkedForwardGivesTheSameOutputs) {
+  unsetenv("EDAN_FORWARD_CHUNK");
+  auto whole = tiny_predictor();
+  setenv("EDAN_FORWARD_CHUNK", "2", 1);  // 5 faces: chunks of 2, 2 and 1
+  auto chunked = tiny_predictor();       // the same weights (seeded)
+  unsetenv("EDAN_FORWARD_CHUNK");
+  auto pixels = torch::rand({5, 1, 32, 32});
+  auto a = whole.predict(pixels);
+  auto b = chunked.predict(pixels);
+  ASSERT_EQ(b.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(a[i].label, b[i].label);
+    for (std::size_t k = 0; k < 3; ++k) EXPECT_NEAR(a[i].probs[k], b[i].probs[k], 1e-6);
+    for (std::size_t k = 0; k < 68; ++k)
+      EXPECT_NEAR(a[i].landmarks[k].x, b[i].landmarks[k].x, 1e-4);
   }
 }
 

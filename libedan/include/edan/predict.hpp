@@ -144,6 +144,7 @@ class Predictor {
   torch::Tensor input_;  // reused input buffer of annotate / predict_frame
   torch::Device device_;
   PredictOptions options_;
+  std::int64_t chunk_ = 1;  // faces per forward pass of the network (forward_chunk)
   std::unique_ptr<Croppers> croppers_;
   PredictTimings timings_;  // read: written by read_faces only; the rest by annotate
 };
@@ -162,6 +163,14 @@ int annotate_records(cli::Tool& tool, Predictor& predictor);
 // faces_per_s (after load).
 void write_timings(const PredictTimings& t, double wall, double load, double write,
                    const std::string& name);
+
+// How many faces one forward pass of the network takes at a time, so that a
+// large batch never runs slower than a small one: the first conv block's
+// activations of a chunk (4 * widths[0] * size^2 bytes a face) fit in
+// 16 MiB, about what a core's share of the last-level cache streams well;
+// at least 1. The environment variable EDAN_FORWARD_CHUNK (a positive
+// integer) overrides it, for measurements.
+std::int64_t forward_chunk(const ModelConfig& config);
 
 // Adds "pred" to a record: label name, probs by class name (rounded to 6
 // decimals), landmarks (rounded to 0.01 px). Replaces an existing "pred" in
