@@ -48,14 +48,11 @@ struct ModelMeta {
   // prediction: "dataset" (the paper's) subtracts input_mean and divides by
   // input_std (the training set's statistics); "image" uses each crop's own
   // mean and standard deviation, so that contrast differences between
-  // datasets (FER2013's test images are contrast-stretched, its training
-  // images are not) do not reach the network. (Not the reference code's
-  // defect, which normalised test images otherwise than training images.)
-  // "histeq" equalises each crop's histogram (as OpenCV's equalizeHist, on
-  // the crop quantised to 256 levels), then standardises it as "image" does:
-  // equalisation is idempotent, so the equalised and the raw copies of one
-  // face (this copy of FER2013's training split is equalised, its test split
-  // is not) reach the network alike.
+  // datasets do not reach the network; "histeq" equalises each crop's
+  // histogram (as OpenCV's equalizeHist, on the crop quantised to 256
+  // levels), then standardises it as "image" does. Equalisation is
+  // idempotent, so an equalised and a raw copy of one face reach the network
+  // alike. (Why the shipped model uses histeq: models/README.md.)
   std::string input_norm = "dataset";
   double input_mean = 0.5;
   double input_std = 0.25;
