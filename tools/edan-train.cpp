@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
            &opt.val_fraction);
   tool.add({"--alpha"}, "A", "weight of the landmark (NME) term", &opt.alpha);
   tool.add({"--beta"}, "B", "weight of the emotion (cross-entropy) term", &opt.beta);
+  tool.add({"--class-weights"}, "MODE",
+           "weights of the emotion term by class: none (default), balanced (1/frequency) "
+           "or sqrt (1/sqrt(frequency))",
+           &opt.class_weights);
   tool.add({"--epochs"}, "N", "epochs per stage, at most; 0 writes an untrained model",
            &opt.epochs);
   tool.add({"--patience"}, "N", "evaluations without improvement before a stage ends",

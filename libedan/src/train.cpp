@@ -54,7 +54,8 @@ torch::Tensor sample_nme(const torch::Tensor& pred, const torch::Tensor& truth, 
 
 LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
                      const torch::Tensor& has_landmarks, const torch::Tensor& logits,
-                     const torch::Tensor& targets, double alpha, double beta) {
+                     const torch::Tensor& targets, double alpha, double beta,
+                     const torch::Tensor& class_weight) {
   LossTerms t;
   auto lm_mask = has_landmarks.to(torch::kBool);
   const bool soft = targets.dim() == 2;
@@ -75,8 +76,16 @@ LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
   if (t.with_labels > 0) {
     auto idx = lab_mask.nonzero().squeeze(1);
     auto log_p = torch::log_softmax(logits.index_select(0, idx), /*dim=*/1);
-    t.ce = soft ? -(targets.index_select(0, idx) * log_p).sum(1).mean()
-                : torch::nll_loss(log_p, targets.index_select(0, idx));
+    if (!class_weight.defined()) {
+      t.ce = soft ? -(targets.index_select(0, idx) * log_p).sum(1).mean()
+                  : torch::nll_loss(log_p, targets.index_select(0, idx));
+    } else if (soft) {
+      auto weighted = targets.index_select(0, idx) * class_weight.to(logits.options());
+      t.ce = -(weighted * log_p).sum() / weighted.sum();
+    } else {
+      t.ce =
+          torch::nll_loss(log_p, targets.index_select(0, idx), class_weight.to(logits.options()));
+    }
   } else {
     t.ce = zero;
   }
@@ -387,6 +396,7 @@ class Trainer {
   std::int64_t n_ = 0, n_batches_ = 0, lr_step_ = 0;
   boost::json::object print_;  // the fingerprint
   double alpha_ = 0;
+  torch::Tensor class_weight_;  // --class-weights; undefined: none
   LoopState state_;
   Snapshot best_weights_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
@@ -413,6 +423,16 @@ Trainer::Trainer(const TrainOptions& opt, const TrainingData& data, const TrainR
   lr_step_ = opt_.lr_step > 0 ? opt_.lr_step : 2 * n_batches_;
   print_ = fingerprint(opt_, config_, data_);
   alpha_ = train_landmarks_ == 0 ? 0.0 : opt_.alpha;  // no landmarks: term off
+  if (opt_.class_weights != "none") {
+    const auto n_classes = static_cast<std::int64_t>(config_.labels.size());
+    class_weight_ = class_weights(data_.train, n_classes, opt_.class_weights == "sqrt" ? 0.5 : 1);
+    std::string shown;
+    for (std::int64_t c = 0; c < n_classes; ++c)
+      shown += (c ? ", " : "") + config_.labels[static_cast<std::size_t>(c)] + " " +
+               fixed_decimals(class_weight_[c].item<double>(), 2);
+    note("class weights (" + opt_.class_weights + "): " + shown);
+    class_weight_ = class_weight_.to(device_);
+  }
   state_.stage = initialised_.first_stage;
   best_weights_ = snapshot(model_);
   if (opt_.resume) resume();
@@ -577,7 +597,7 @@ void Trainer::train_step(const Batch& batch, std::int64_t s) {
   auto out = model_->forward(batch.images, s + 1);
   auto pred = out.landmarks.back();
   auto terms = joint_loss(pred, batch.landmarks, batch.has_landmarks, out.logits, batch.targets,
-                          alpha_, opt_.beta);
+                          alpha_, opt_.beta, class_weight_);
   if (!std::isfinite(terms.total.item<double>()))
     throw FatalError("the loss is not finite at stage " + std::to_string(s + 1) + ", step " +
                      std::to_string(state_.step) + " (try a lower --lr-max)");

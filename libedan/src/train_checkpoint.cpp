@@ -35,30 +35,34 @@ void restore(EmotionalDan& model, const Snapshot& s) {
 boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
   boost::json::array widths;
   for (auto w : c.widths) widths.push_back(w);
-  return {{"preset", o.preset},
-          {"size", c.size},
-          {"widths", widths},
-          {"stages", c.stages},
-          {"dropout", c.dropout},
-          {"input_norm", o.input_norm},
-          {"classes", o.classes},
-          {"alpha", o.alpha},
-          {"beta", o.beta},
-          {"epochs", o.epochs},
-          {"patience", o.patience},
-          {"lr_base", o.lr_base},
-          {"lr_max", o.lr_max},
-          {"lr_step", o.lr_step},
-          {"optimizer", o.optimizer},
-          {"stage_init", o.stage_init},
-          {"init", o.init},
-          {"init_stages", o.init_stages},
-          {"fine_tune", o.fine_tune},
-          {"augment", !o.no_augment},
-          {"batch", o.batch},
-          {"seed", static_cast<std::int64_t>(o.seed)},
-          {"val", o.val},
-          {"val_fraction", o.val_fraction}};
+  boost::json::object j{{"preset", o.preset},
+                        {"size", c.size},
+                        {"widths", widths},
+                        {"stages", c.stages},
+                        {"dropout", c.dropout},
+                        {"input_norm", o.input_norm},
+                        {"classes", o.classes},
+                        {"alpha", o.alpha},
+                        {"beta", o.beta},
+                        {"epochs", o.epochs},
+                        {"patience", o.patience},
+                        {"lr_base", o.lr_base},
+                        {"lr_max", o.lr_max},
+                        {"lr_step", o.lr_step},
+                        {"optimizer", o.optimizer},
+                        {"stage_init", o.stage_init},
+                        {"init", o.init},
+                        {"init_stages", o.init_stages},
+                        {"fine_tune", o.fine_tune},
+                        {"augment", !o.no_augment},
+                        {"batch", o.batch},
+                        {"seed", static_cast<std::int64_t>(o.seed)},
+                        {"val", o.val},
+                        {"val_fraction", o.val_fraction}};
+  // Only when used, so that a checkpoint of an edan before --class-weights
+  // still resumes.
+  if (o.class_weights != "none") j["class_weights"] = o.class_weights;
+  return j;
 }
 
 // The fingerprint's keys that a resumed run may change: the rest must match.

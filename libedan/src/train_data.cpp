@@ -80,6 +80,28 @@ Split split_by_subject(const std::vector<std::string>& subjects, double fraction
   return split;
 }
 
+torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power) {
+  torch::Tensor mass;
+  if (set.targets.defined()) {
+    mass = set.targets.to(torch::kDouble).sum(0);
+  } else {
+    mass = torch::zeros({n_classes}, torch::kDouble);
+    if (set.labels.defined() && set.labels.numel() > 0) {
+      auto labelled = set.labels.masked_select(set.labels >= 0);
+      mass.index_add_(0, labelled, torch::ones({labelled.numel()}, torch::kDouble));
+    }
+  }
+  if (mass.numel() != n_classes)
+    throw std::invalid_argument("class_weights: the targets have " + std::to_string(mass.numel()) +
+                                " classes, not " + std::to_string(n_classes));
+  const double total = mass.sum().item<double>();
+  if (total <= 0) return torch::ones({n_classes}, torch::kFloat);
+  auto present = mass > 0;
+  auto raw = torch::where(present, mass.clamp_min(1e-300).pow(-power), torch::zeros_like(mass));
+  const double k = total / (mass * raw).sum().item<double>();
+  return (raw * k).to(torch::kFloat);
+}
+
 Shape schematic_shape(double size) {
   constexpr double kPi = 3.14159265358979323846;
   Shape s;
@@ -365,6 +387,8 @@ void check_options(const TrainOptions& opt) {
     throw UsageError("--stage-init must be random or previous");
   if (opt.input_norm != "image" && opt.input_norm != "dataset" && opt.input_norm != "histeq")
     throw UsageError("--input-norm must be dataset, image or histeq");
+  if (opt.class_weights != "none" && opt.class_weights != "balanced" && opt.class_weights != "sqrt")
+    throw UsageError("--class-weights must be none, balanced or sqrt");
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
   if (opt.batch < 2) throw UsageError("--batch must be at least 2 (BatchNorm)");
   if (opt.stages != -1 && opt.stages < 1) throw UsageError("--stages must be at least 1");

@@ -240,3 +240,20 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   [ "$status" -eq 2 ]
   [[ "$output" == *"--input-norm must be dataset, image or histeq"* ]]
 }
+
+@test "--class-weights: the weights are printed when training starts; a bad mode is a usage error" {
+  make_records 8   # labels: sad x2, neutral x2, anger x2, happy x2
+  jq -c 'if (.crop | test("[12]")) then .label = "happy" else . end' recs.jsonl > skewed.jsonl
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --stages 1 --epochs 1 --batch 4 \
+    --val-fraction 0 --class-weights balanced -o m.edan skewed.jsonl
+  echo "$output"
+  [ "$status" -eq 0 ]
+  # happy 4 records (faces 1, 2, 4, 8), anger 2, sad 1, neutral 1: 8 / (4 m).
+  [[ "$output" == *"class weights (balanced): neutral 2.00, happy 0.50, sad 2.00"* ]]
+  [[ "$output" == *"anger 1.00"* ]]
+  [[ "$output" == *"fear 0.00"* ]]
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 --class-weights inverse \
+    -o n.edan skewed.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--class-weights must be none, balanced or sqrt"* ]]
+}

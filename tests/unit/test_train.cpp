@@ -181,6 +181,52 @@ TEST(Train_JointLoss, softTargetsAreTheVoteCrossEntropy) {
                std::invalid_argument);
 }
 
+TEST(Train_JointLoss, classWeightsGiveTheWeightedMean) {
+  auto truth = torch::zeros({3, 68, 2});
+  auto has = torch::tensor({false, false, false});
+  auto logits = torch::tensor({{0.0f, 0.0f}, {0.0f, std::log(3.0f)}, {5.0f, 1.0f}});
+  auto targets = torch::tensor({{0.5f, 0.5f}, {0.0f, 1.0f}, {0.0f, 0.0f}});
+  auto weight = torch::tensor({3.0f, 1.0f});
+  auto t = edan::joint_loss(truth, truth, has, logits, targets, 0.4, 0.6, weight);
+  // Masses: class 0 gets 3 * 0.5, class 1 gets 1 * 0.5 + 1 * 1.
+  const double ce = (1.5 * std::log(2.0) + 0.5 * std::log(2.0) - std::log(0.75)) / 3;
+  EXPECT_NEAR(t.ce.item<double>(), ce, 1e-6);
+  // Hard labels: the same weighted mean (sample 2 unlabelled).
+  auto hard = edan::joint_loss(truth, truth, has, logits, torch::tensor({0, 1, -1}, torch::kLong),
+                               0.4, 0.6, weight);
+  EXPECT_NEAR(hard.ce.item<double>(), (3 * std::log(2.0) - std::log(0.75)) / 4, 1e-6);
+  // Every weight 1: the plain loss.
+  auto ones = edan::joint_loss(truth, truth, has, logits, targets, 0.4, 0.6, torch::ones({2}));
+  auto plain = edan::joint_loss(truth, truth, has, logits, targets, 0.4, 0.6);
+  EXPECT_NEAR(ones.ce.item<double>(), plain.ce.item<double>(), 1e-6);
+}
+
+TEST(Train_ClassWeights, balancedEqualisesTheMassAndKeepsTheMean) {
+  edan::TrainingSet set;
+  // Masses: class 0 3.5, class 1 0.5, class 2 0 (never a target).
+  set.targets = torch::tensor({{1.0f, 0.0f, 0.0f},
+                               {1.0f, 0.0f, 0.0f},
+                               {1.0f, 0.0f, 0.0f},
+                               {0.5f, 0.5f, 0.0f},
+                               {0.0f, 0.0f, 0.0f}});
+  auto w = edan::class_weights(set, 3, 1.0);
+  const double mass[] = {3.5, 0.5};
+  EXPECT_NEAR(mass[0] * w[0].item<double>(), mass[1] * w[1].item<double>(), 1e-5);
+  EXPECT_NEAR(mass[0] * w[0].item<double>() + mass[1] * w[1].item<double>(), 4.0, 1e-5);
+  EXPECT_EQ(w[2].item<double>(), 0.0);
+  auto r = edan::class_weights(set, 3, 0.5);  // sqrt: w1 / w0 = sqrt(7)
+  EXPECT_NEAR(r[1].item<double>() / r[0].item<double>(), std::sqrt(7.0), 1e-4);
+  // Hard labels count 1 each; a set without labels weighs all alike.
+  edan::TrainingSet hard;
+  hard.labels = torch::tensor({0, 0, 0, 1, -1}, torch::kLong);
+  auto h = edan::class_weights(hard, 2, 1.0);
+  EXPECT_NEAR(3 * h[0].item<double>(), 1 * h[1].item<double>(), 1e-5);
+  edan::TrainingSet none;
+  none.labels = torch::full({2}, -1, torch::kLong);
+  EXPECT_TRUE(torch::equal(edan::class_weights(none, 2, 1.0), torch::ones({2})));
+  EXPECT_THROW(edan::class_weights(set, 4, 1.0), std::invalid_argument);
+}
+
 TEST(Train_SampleNme, interOcularUsesOuterCorners) {
   auto truth = torch::zeros({1, 68, 2});
   truth[0][45][0] = 20;   // outer corners 20 apart

@@ -55,6 +55,9 @@ struct TrainOptions {
   // stages keep their weights, --stage-init applies to the others only).
   bool fine_tune = false;
   bool no_augment = false;
+  // Weights of the emotion term by class (class_weights below): "none",
+  // "balanced" (inverse frequency) or "sqrt" (inverse square root).
+  std::string class_weights = "none";
   std::string checkpoint;  // default: <output>.ckpt
   bool resume = false;
   std::string log;             // JSON Lines training log
@@ -96,9 +99,13 @@ struct LossTerms {
 //   paper's "probability" mode); for a one-hot row that is the usual
 //   cross-entropy of its label.
 // A sample without landmarks adds only to ce, one without a label only to nme.
+// class_weight ([C] float, optional) weighs each class's part of ce:
+//   ce = -sum_i sum_c w_c t_ic log p_ic / sum_i sum_c w_c t_ic,
+// a weighted mean that is the plain ce when every w_c is 1.
 LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
                      const torch::Tensor& has_landmarks, const torch::Tensor& logits,
-                     const torch::Tensor& targets, double alpha, double beta);
+                     const torch::Tensor& targets, double alpha, double beta,
+                     const torch::Tensor& class_weight = {});
 
 // --- data -------------------------------------------------------------------
 // Training samples, decoded once into memory.
@@ -126,6 +133,14 @@ struct Split {
 };
 Split split_by_subject(const std::vector<std::string>& subjects, double fraction,
                        std::uint64_t seed);
+
+// The class weights of --class-weights for a training set of n_classes: the
+// emotion mass m_c of each class (its target rows summed; a hard label is a
+// one-hot row), w_c = k m_c^-power with k such that sum_c m_c w_c = sum_c m_c
+// (the mean weight per labelled sample stays 1, and so does the loss's
+// scale); a class with no mass gets 0. power 1 is "balanced" (every class
+// then weighs as much in all), 0.5 "sqrt". A set without labels: all 1.
+torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power);
 
 // What loading found, for the report on stderr and the model's summary.
 struct LoadReport {
