@@ -423,9 +423,9 @@ Trainer::Trainer(const TrainOptions& opt, const TrainingData& data, const TrainR
   lr_step_ = opt_.lr_step > 0 ? opt_.lr_step : 2 * n_batches_;
   print_ = fingerprint(opt_, config_, data_);
   alpha_ = train_landmarks_ == 0 ? 0.0 : opt_.alpha;  // no landmarks: term off
-  if (opt_.class_weights != "none") {
+  if (auto power = class_weight_power(opt_.class_weights)) {
     const auto n_classes = static_cast<std::int64_t>(config_.labels.size());
-    class_weight_ = class_weights(data_.train, n_classes, opt_.class_weights == "sqrt" ? 0.5 : 1);
+    class_weight_ = class_weights(data_.train, n_classes, *power);
     std::string shown;
     for (std::int64_t c = 0; c < n_classes; ++c)
       shown += (c ? ", " : "") + config_.labels[static_cast<std::size_t>(c)] + " " +

@@ -80,6 +80,13 @@ Split split_by_subject(const std::vector<std::string>& subjects, double fraction
   return split;
 }
 
+std::optional<double> class_weight_power(const std::string& mode) {
+  if (mode == "none") return std::nullopt;
+  if (mode == "balanced") return 1.0;
+  if (mode == "sqrt") return 0.5;
+  throw UsageError("--class-weights must be none, balanced or sqrt");
+}
+
 torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power) {
   torch::Tensor mass;
   if (set.targets.defined()) {
@@ -387,8 +394,7 @@ void check_options(const TrainOptions& opt) {
     throw UsageError("--stage-init must be random or previous");
   if (opt.input_norm != "image" && opt.input_norm != "dataset" && opt.input_norm != "histeq")
     throw UsageError("--input-norm must be dataset, image or histeq");
-  if (opt.class_weights != "none" && opt.class_weights != "balanced" && opt.class_weights != "sqrt")
-    throw UsageError("--class-weights must be none, balanced or sqrt");
+  class_weight_power(opt.class_weights);
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
   if (opt.batch < 2) throw UsageError("--batch must be at least 2 (BatchNorm)");
   if (opt.stages != -1 && opt.stages < 1) throw UsageError("--stages must be at least 1");

@@ -141,6 +141,9 @@ Split split_by_subject(const std::vector<std::string>& subjects, double fraction
 // scale); a class with no mass gets 0. power 1 is "balanced" (every class
 // then weighs as much in all), 0.5 "sqrt". A set without labels: all 1.
 torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power);
+// The power of a --class-weights MODE: none -> nullopt, balanced -> 1,
+// sqrt -> 0.5; UsageError for another.
+std::optional<double> class_weight_power(const std::string& mode);
 
 // What loading found, for the report on stderr and the model's summary.
 struct LoadReport {
