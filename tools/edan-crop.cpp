@@ -2,6 +2,7 @@
 #include "edan/cli.hpp"
 #include "edan/detect.hpp"
 #include "edan/error.hpp"
+#include "edan/programs.hpp"
 
 int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-crop",

@@ -4,6 +4,7 @@
 #include "edan/error.hpp"
 #include "edan/gradcam.hpp"
 #include "edan/predict.hpp"
+#include "edan/programs.hpp"
 
 int main(int argc, char** argv) {
   edan::cli::Tool tool{"edan-gradcam",

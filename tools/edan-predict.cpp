@@ -4,6 +4,7 @@
 #include "edan/cli.hpp"
 #include "edan/error.hpp"
 #include "edan/predict.hpp"
+#include "edan/programs.hpp"
 #include "edan/video.hpp"
 
 int main(int argc, char** argv) {

@@ -688,87 +688,9 @@ void Tool::for_each_input(const std::function<void(Record&)>& fn) {
   }
 }
 
-namespace {
-// The message an exception leaves on a record.
-std::string record_message(const std::exception& e) { return e.what(); }
-}  // namespace
-
-int Tool::map_records(const std::function<void(Record&)>& fn) {
-  std::size_t n = 0;
-  for_each_input([&](Record& r) {
-    if (!has_error(r)) {
-      try {
-        fn(r);
-      } catch (const FatalError&) {
-        throw;
-      } catch (const BrokenPipe&) {
-        throw;
-      } catch (const std::exception& e) {
-        set_error(r, record_message(e));
-      }
-    }
-    write(r);
-    inputs_done(++n);
-    progress(std::to_string(n) + " records");
-  });
-  return failed_ ? kExitSomeFailed : kExitOk;
-}
-
-int Tool::flat_map_records(const std::function<std::vector<Record>(Record&)>& fn) {
-  std::size_t n = 0;
-  for_each_input([&](Record& r) {
-    std::vector<Record> outs;
-    if (!has_error(r)) {
-      try {
-        outs = fn(r);
-        if (outs.empty()) throw RecordError("no output for this record");
-      } catch (const FatalError&) {
-        throw;
-      } catch (const BrokenPipe&) {
-        throw;
-      } catch (const std::exception& e) {
-        outs.clear();
-        set_error(r, record_message(e));
-      }
-    }
-    if (outs.empty()) outs.push_back(std::move(r));
-    for (const auto& o : outs) write(o);
-    inputs_done(++n);
-    progress(std::to_string(n) + " records");
-  });
-  return failed_ ? kExitSomeFailed : kExitOk;
-}
-
 int Tool::map_batches(const std::function<void(std::vector<Record*>&)>& fn) {
-  std::vector<Record> batch;
-  std::size_t n = 0;
-  auto flush_batch = [&] {
-    std::vector<Record*> live;
-    for (auto& r : batch)
-      if (!has_error(r)) live.push_back(&r);
-    if (!live.empty()) {
-      try {
-        fn(live);
-      } catch (const FatalError&) {
-        throw;
-      } catch (const BrokenPipe&) {
-        throw;
-      } catch (const std::exception& e) {
-        for (auto* r : live) set_error(*r, record_message(e));
-      }
-    }
-    for (const auto& r : batch) write(r);
-    n += batch.size();
-    inputs_done(n);
-    batch.clear();
-    progress(std::to_string(n) + " records");
-  };
-  for_each_input([&](Record& r) {
-    batch.push_back(std::move(r));
-    if (batch.size() >= static_cast<std::size_t>(batch_)) flush_batch();
-  });
-  if (!batch.empty()) flush_batch();
-  return failed_ ? kExitSomeFailed : kExitOk;
+  return map_batches([](std::vector<Record*>&) -> std::any { return {}; },
+                     [&](std::vector<Record*>& live, std::any&) { fn(live); });
 }
 
 int Tool::map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
@@ -781,7 +703,8 @@ int Tool::map_batches(const std::function<std::any(std::vector<Record*>&)>& prep
 
 int Tool::flat_map_batches(
     const std::function<std::any(std::vector<Record*>&)>& prepare,
-    const std::function<Replacements(std::vector<Record*>&, std::any&)>& process) {
+    const std::function<Replacements(std::vector<Record*>&, std::any&)>& process,
+    std::size_t batch) {
   struct Batch {
     std::vector<Record> records;
     std::vector<Record*> live;  // into records (a moved vector keeps its buffer)
@@ -790,19 +713,10 @@ int Tool::flat_map_batches(
   };
   // Runs a step on the live records of a batch; a record-level exception
   // marks them all (the step's results are then dropped).
-  auto guarded = [](Batch& b, const auto& step) {
-    if (b.live.empty()) return;
-    try {
-      step();
-    } catch (const FatalError&) {
-      throw;
-    } catch (const BrokenPipe&) {
-      throw;
-    } catch (const std::exception& e) {
-      for (auto* r : b.live) set_error(*r, record_message(e));
-      b.live.clear();
-    }
+  auto guarded = [](Batch& b, const std::function<void()>& step) {
+    if (!b.live.empty() && !guard_records(b.live, step)) b.live.clear();
   };
+  const std::size_t batch_size = batch > 0 ? batch : static_cast<std::size_t>(batch_);
   struct Stop {};  // the reader was told to stop
   std::mutex mutex;
   std::condition_variable changed;
@@ -827,7 +741,7 @@ int Tool::flat_map_batches(
       };
       for_each_input([&](Record& r) {
         records.push_back(std::move(r));
-        if (records.size() >= static_cast<std::size_t>(batch_)) push();
+        if (records.size() >= batch_size) push();
       });
       if (!records.empty()) push();
     } catch (const Stop&) {
@@ -890,10 +804,14 @@ int Tool::generate(const std::function<void()>& fn) {
 }
 
 void Tool::warn(const std::string& msg) const {
-  if (!quiet_) std::fprintf(stderr, "%s: %s\n", name_.c_str(), msg.c_str());
+  if (!quiet_) error(msg);
 }
 
+void Tool::note(const std::string& msg) const { warn(msg); }
+
 void Tool::error(const std::string& msg) const {
+  if (impl_->progress_shown) std::fputs("\r\033[K", stderr);
+  impl_->progress_shown = false;
   std::fprintf(stderr, "%s: %s\n", name_.c_str(), msg.c_str());
 }
 

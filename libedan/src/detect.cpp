@@ -16,7 +16,6 @@
 #include <thread>
 
 #include "edan/blazeface.hpp"
-#include "edan/cli.hpp"
 #include "edan/error.hpp"
 #include "edan/fs.hpp"
 #include "edan/image.hpp"
@@ -821,80 +820,6 @@ std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std
     out.push_back(std::move(o));
   }
   return out;
-}
-
-}  // namespace edan
-
-namespace edan {
-
-int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir) {
-  if (out_dir.empty()) throw UsageError("--out-dir DIR is required (where the crops are written)");
-  const std::size_t workers = static_cast<std::size_t>(std::max(1, tool.threads()));
-  std::vector<FaceCropper> croppers;
-  croppers.emplace_back(opt);
-  for (std::size_t i = 1; i < workers; ++i) croppers.push_back(croppers.front().clone());
-
-  // A batch of records and their outputs; workers take records in turn.
-  std::vector<Record> batch;
-  std::vector<std::vector<Record>> outs;
-  std::size_t done = 0;
-  auto work = [&](FaceCropper& cropper, std::atomic<std::size_t>& next, std::exception_ptr& fatal) {
-    for (std::size_t i; (i = next++) < batch.size();) {
-      Record& r = batch[i];
-      if (has_error(r)) continue;
-      try {
-        outs[i] = crop_record(cropper, r, out_dir);
-      } catch (const FatalError&) {
-        fatal = std::current_exception();
-        next = batch.size();
-      } catch (const std::exception& e) {
-        outs[i].clear();
-        set_error(r, e.what());
-      }
-    }
-  };
-  auto flush = [&] {
-    outs.assign(batch.size(), {});
-    std::atomic<std::size_t> next{0};
-    std::vector<std::exception_ptr> fatal(workers);
-    std::vector<std::thread> pool;
-    std::size_t n = std::min(workers, batch.size());
-    for (std::size_t w = 1; w < n; ++w)
-      pool.emplace_back(work, std::ref(croppers[w]), std::ref(next), std::ref(fatal[w]));
-    work(croppers[0], next, fatal[0]);
-    for (auto& t : pool) t.join();
-    for (auto& f : fatal)
-      if (f) std::rethrow_exception(f);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (outs[i].empty()) {
-        tool.emit(batch[i]);
-      } else {
-        for (const auto& o : outs[i]) tool.emit(o);
-      }
-    }
-    done += batch.size();
-    tool.inputs_done(done);
-    batch.clear();
-    tool.progress(std::to_string(done) + " records");
-  };
-  // Small batches keep the output flowing (and memory bounded) while every
-  // worker still has a few records to take.
-  const std::size_t batch_size = workers == 1 ? 1 : 4 * workers;
-  return tool.generate([&] {
-    tool.for_each_input([&](Record& r) {
-      batch.push_back(std::move(r));
-      if (batch.size() >= batch_size) flush();
-    });
-    if (!batch.empty()) flush();
-  });
-}
-
-void add_fallback_option(cli::Tool& tool, std::string* mode) {
-  tool.add({"--fallback"}, "MODE",
-           "when no face is found: none (an error record), small (the whole image if its "
-           "shorter side is at most 64 px, a face crop too small to detect; else an error), "
-           "or full (the whole image) (default: small)",
-           mode);
 }
 
 }  // namespace edan

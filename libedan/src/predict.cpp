@@ -29,23 +29,6 @@ TimerClock::time_point add_since(TimerClock::time_point start, double& sum) {
 }
 }  // namespace
 
-FaceSourceFlags::FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector) {
-  tool.add({"-m", "--model"}, "FILE", "model file (default: $EDAN_MODEL, else the shipped model)",
-           model);
-  tool.add({"--detector"}, "NAME",
-           "face detector for records without a crop, as edan-crop's (default: blazeface)",
-           detector);
-  add_fallback_option(tool, &fallback_);
-}
-
-bool parse_faces_option(const std::string& value) {
-  if (value != "all" && value != "largest")
-    throw UsageError("--faces must be all or largest (got '" + value + "')");
-  return value == "all";
-}
-
-Fallback FaceSourceFlags::fallback() const { return parse_fallback(fallback_); }
-
 // FaceCroppers are not thread-safe: a pool, each taken by one worker at a time.
 struct Predictor::Croppers {
   std::mutex mutex;
@@ -214,7 +197,6 @@ torch::Tensor to_pixels(const std::vector<const cv::Mat*>& faces, std::int64_t s
 
 struct Predictor::BatchFaces {
   std::vector<std::vector<FaceInput>> faces;  // per record of the batch, largest first
-  std::vector<std::string> errors;            // per record; empty: read
 };
 
 Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch) {
@@ -227,36 +209,34 @@ std::shared_ptr<Predictor::BatchFaces> Predictor::read_faces(const std::vector<R
   const int si = static_cast<int>(size());
   auto read = std::make_shared<BatchFaces>();
   auto& faces = read->faces;
-  auto& errors = read->errors;
   faces.resize(batch.size());
-  errors.resize(batch.size());
   bool detect = false;
   for (auto* r : batch) detect = detect || !r->contains("crop");
   Croppers* pool = detect ? &croppers() : nullptr;
   // Detecting is independent per record and costly: spread it over the
   // intra-op threads. Decoding crops is cheap (a small image): done here, on
   // the reader thread, it leaves the cores to the network instead of waking
-  // a second team of threads beside it.
+  // a second team of threads beside it. A record whose face cannot be read
+  // gets its error here (the batch is this thread's until it is handed on).
   const std::int64_t grain = detect ? 1 : std::max<std::int64_t>(n, 1);
   at::parallel_for(0, n, grain, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
-      const Record& r = *batch[static_cast<std::size_t>(i)];
-      try {
+      const auto k = static_cast<std::size_t>(i);
+      Record& r = *batch[k];
+      guard_records({&r}, [&] {
         if (r.contains("crop")) {
-          faces[static_cast<std::size_t>(i)] = edan::read_faces(r, si, nullptr);
-        } else {
-          auto cropper = pool->take();
-          try {
-            faces[static_cast<std::size_t>(i)] = edan::read_faces(r, si, cropper.get());
-          } catch (...) {
-            pool->give(std::move(cropper));
-            throw;
-          }
-          pool->give(std::move(cropper));
+          faces[k] = edan::read_faces(r, si, nullptr);
+          return;
         }
-      } catch (const std::exception& e) {
-        errors[static_cast<std::size_t>(i)] = *e.what() ? e.what() : "cannot read the face";
-      }
+        auto cropper = pool->take();
+        try {
+          faces[k] = edan::read_faces(r, si, cropper.get());
+        } catch (...) {
+          pool->give(std::move(cropper));
+          throw;
+        }
+        pool->give(std::move(cropper));
+      });
     }
   });
   add_since(start, timings_.read);
@@ -267,15 +247,12 @@ Predictor::Expanded Predictor::annotate(std::vector<Record*>& batch, BatchFaces&
   if (read.faces.size() != batch.size())
     throw std::invalid_argument("annotate: faces read for another batch");
   const std::int64_t s = size();
-  const auto& errors = read.errors;
-  // Every face of every readable record, in one forward pass.
+  // Every face of every readable record (read_faces left an error on the
+  // others), in one forward pass.
   std::vector<std::pair<std::size_t, std::size_t>> where;  // (record, face)
   std::vector<const cv::Mat*> pixels;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (!errors[i].empty()) {
-      set_error(*batch[i], errors[i]);
-      continue;
-    }
+    if (has_error(*batch[i])) continue;
     for (std::size_t k = 0; k < read.faces[i].size(); ++k) {
       where.emplace_back(i, k);
       pixels.push_back(&read.faces[i][k].pixels);
@@ -351,33 +328,6 @@ std::vector<Record> Predictor::predict_frame(const std::uint8_t* data, int rows,
     out.push_back(std::move(r));
   }
   return out;
-}
-
-void write_timings(const PredictTimings& t, double wall, double load, double write,
-                   const std::string& name) {
-  auto sec = [](double v) { return json_number(v, 1e-3); };
-  const double run = wall - load;
-  boost::json::object o{{"wall_s", sec(wall)},
-                        {"load_s", sec(load)},
-                        {"read_s", sec(t.read)},
-                        {"pack_s", sec(t.pack)},
-                        {"forward_s", sec(t.forward)},
-                        {"records_s", sec(t.records)},
-                        {"write_s", sec(write)},
-                        {"main_wait_s", sec(run - t.pack - t.forward - t.records - write)},
-                        {"batches", t.batches},
-                        {"faces", t.faces},
-                        {"faces_per_s", json_number(run > 0 ? t.faces / run : 0, 0.1)}};
-  std::fprintf(stderr, "%s: timings %s\n", name.c_str(), to_line(o).c_str());
-}
-
-int annotate_records(cli::Tool& tool, Predictor& predictor) {
-  using Faces = std::shared_ptr<Predictor::BatchFaces>;
-  return tool.flat_map_batches(
-      [&](std::vector<Record*>& batch) -> std::any { return predictor.read_faces(batch); },
-      [&](std::vector<Record*>& batch, std::any& faces) {
-        return predictor.annotate(batch, *std::any_cast<Faces&>(faces));
-      });
 }
 
 }  // namespace edan

@@ -348,6 +348,20 @@ bool has_error(const Record& r) { return r.contains("error"); }
 
 void set_error(Record& r, std::string_view message) { r["error"] = message; }
 
+bool guard_records(const std::vector<Record*>& records, const std::function<void()>& step) {
+  try {
+    step();
+    return true;
+  } catch (const FatalError&) {
+    throw;
+  } catch (const BrokenPipe&) {
+    throw;
+  } catch (const std::exception& e) {
+    for (auto* r : records) set_error(*r, e.what());
+    return false;
+  }
+}
+
 std::optional<std::string> get_string(const Record& r, std::string_view key) {
   auto it = r.find(key);
   if (it == r.end() || it->value().is_null()) return std::nullopt;

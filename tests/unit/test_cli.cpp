@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <any>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <sstream>
@@ -123,16 +125,27 @@ TEST(Cli_Parse, helpAndVersionExit0) {
   EXPECT_NE(testing::internal::GetCapturedStdout().find("edan"), std::string::npos);
 }
 
-TEST(Cli_MapRecords, errorsBecomeRecordsAndExit1) {
+namespace {
+// The record loop with fn on each record (with --batch 1, fn's exception is
+// that record's).
+int map_each(edan::cli::Tool& tool, const std::function<void(edan::Record&)>& fn) {
+  return tool.map_batches([&](std::vector<edan::Record*>& batch) {
+    for (auto* r : batch) fn(*r);
+  });
+}
+}  // namespace
+
+TEST(Cli_MapBatches, errorsBecomeRecordsAndExit1) {
   TempDir dir;
   auto in =
       dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n{\"n\": 4,\n{\"n\":3,\"error\":\"earlier\"}\n");
   auto out = (dir.path / "out.jsonl").string();
   edan::cli::Tool tool{"edan-test", "test"};
   tool.add_output();
+  tool.add_batch(1);
   ASSERT_FALSE(parse(tool, {"-o", out, in}));
   int rc = tool.run([&] {
-    return tool.map_records([](edan::Record& r) {
+    return map_each(tool, [](edan::Record& r) {
       if (r.at("n").as_int64() == 2) throw edan::RecordError("two is bad");
       r["seen"] = true;
     });
@@ -147,7 +160,7 @@ TEST(Cli_MapRecords, errorsBecomeRecordsAndExit1) {
                 "{\"n\":3,\"error\":\"earlier\"}\n");
 }
 
-TEST(Cli_MapRecords, fatalErrorIsExit3AndLeavesNoOutput) {
+TEST(Cli_MapBatches, fatalErrorIsExit3AndLeavesNoOutput) {
   TempDir dir;
   auto in = dir.file("in.jsonl", "{\"n\":1}\n");
   auto out = (dir.path / "out.jsonl").string();
@@ -155,9 +168,8 @@ TEST(Cli_MapRecords, fatalErrorIsExit3AndLeavesNoOutput) {
   tool.add_output();
   ASSERT_FALSE(parse(tool, {"-o", out, in}));
   testing::internal::CaptureStderr();
-  int rc = tool.run([&] {
-    return tool.map_records([](edan::Record&) { throw edan::FatalError("model broke"); });
-  });
+  int rc = tool.run(
+      [&] { return map_each(tool, [](edan::Record&) { throw edan::FatalError("model broke"); }); });
   EXPECT_NE(testing::internal::GetCapturedStderr().find("edan-test: model broke"),
             std::string::npos);
   EXPECT_EQ(rc, edan::kExitFatal);
@@ -211,23 +223,27 @@ TEST(Cli_Shard, slicesPartitionTheInput) {
   EXPECT_EQ(seen, (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6}));
 }
 
-TEST(Cli_FlatMap, emptyResultIsAnErrorNotALoss) {
+TEST(Cli_FlatMapBatches, recordsExpandInOrderAndNoneIsLost) {
   TempDir dir;
-  auto in = dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n");
+  auto in = dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
   auto out = (dir.path / "out.jsonl").string();
   edan::cli::Tool tool{"edan-test", "test"};
   tool.add_output();
   ASSERT_FALSE(parse(tool, {"-o", out, in}));
   int rc = tool.run([&] {
-    return tool.flat_map_records([](edan::Record& r) {
-      std::vector<edan::Record> outs;
-      if (r.at("n").as_int64() == 1) outs.assign(2, r);
-      return outs;
-    });
+    return tool.flat_map_batches([](std::vector<edan::Record*>&) -> std::any { return {}; },
+                                 [](std::vector<edan::Record*>& batch, std::any&) {
+                                   edan::cli::Tool::Replacements outs(batch.size());
+                                   for (std::size_t i = 0; i < batch.size(); ++i) {
+                                     const auto n = batch[i]->at("n").as_int64();
+                                     if (n == 1) outs[i].assign(2, *batch[i]);  // two faces
+                                     if (n == 3) edan::set_error(*batch[i], "no face");
+                                   }
+                                   return outs;  // n 2: an empty list, the record itself
+                                 });
   });
   EXPECT_EQ(rc, edan::kExitSomeFailed);
-  EXPECT_EQ(slurp(out),
-            "{\"n\":1}\n{\"n\":1}\n{\"n\":2,\"error\":\"no output for this record\"}\n");
+  EXPECT_EQ(slurp(out), "{\"n\":1}\n{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"error\":\"no face\"}\n");
 }
 
 TEST(Cli_Inputs, foldersAndImageFilesBecomeImageRecords) {
@@ -264,10 +280,11 @@ TEST(Cli_Run, aSummaryOfFailedRecordsOnStderr) {
   auto in = dir.file("in.jsonl", "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
   edan::cli::Tool tool{"edan-test", "test"};
   tool.add_output();
+  tool.add_batch(1);
   ASSERT_FALSE(parse(tool, {"-o", (dir.path / "out.jsonl").string(), in}));
   testing::internal::CaptureStderr();
   int rc = tool.run([&] {
-    return tool.map_records([](edan::Record& r) {
+    return map_each(tool, [](edan::Record& r) {
       const auto n = r.at("n").as_int64();
       if (n == 2 || n == 3)
         throw edan::RecordError("f" + std::to_string(n) + ".png: no face found");

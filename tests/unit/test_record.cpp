@@ -157,3 +157,18 @@ TEST(Record_ParseLine, doublesAreReadCorrectlyRounded) {
   EXPECT_TRUE(k.at("a").is_int64());
   EXPECT_TRUE(k.at("b").is_uint64());
 }
+
+TEST(Record_GuardRecords, aRecordErrorMarksEveryRecordAndFatalOnesEndTheRun) {
+  edan::Record a = edan::parse_line("{\"n\":1}", 1), b = edan::parse_line("{\"n\":2}", 2);
+  std::vector<edan::Record*> both{&a, &b};
+  EXPECT_TRUE(edan::guard_records(both, [] {}));
+  EXPECT_FALSE(edan::has_error(a));
+  EXPECT_FALSE(edan::guard_records(both, [] { throw edan::RecordError("x.png: no face found"); }));
+  EXPECT_EQ(a.at("error").as_string(), "x.png: no face found");
+  EXPECT_EQ(b.at("error").as_string(), "x.png: no face found");
+  edan::Record c = edan::parse_line("{\"n\":3}", 3);
+  EXPECT_THROW(edan::guard_records({&c}, [] { throw edan::FatalError("model broke"); }),
+               edan::FatalError);
+  EXPECT_THROW(edan::guard_records({&c}, [] { throw edan::BrokenPipe(); }), edan::BrokenPipe);
+  EXPECT_FALSE(edan::has_error(c));
+}

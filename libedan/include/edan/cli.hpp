@@ -1,12 +1,16 @@
 #pragma once
 // Option parsing, record streaming, diagnostics and exit statuses, once for
 // every program. A program's main() declares its options on a Tool, calls
-// parse(), then hands its per-record work to one of the map_* functions.
+// parse(), then hands its per-record work to the record loop (map_batches).
 //
-//   edan::cli::Tool tool{"edan-crop", "Detect, landmark and crop faces."};
-//   tool.add({"-o", "--out-dir"}, "DIR", "where crops are written", &opt.out);
+//   edan::cli::Tool tool{"edan-shout", "Upper-case each record's label."};
+//   tool.add_batch(64);
 //   if (auto rc = tool.parse(argc, argv)) return *rc;
-//   return tool.run([&] { return tool.flat_map_records([&](edan::Record& r) {...}); });
+//   return tool.run([&] {
+//     return tool.map_batches([](std::vector<edan::Record*>& batch) {
+//       for (auto* r : batch) (*r)["label"] = shout(*edan::get_string(*r, "label"));
+//     });
+//   });
 #include <any>
 #include <cstdint>
 #include <cstdio>
@@ -65,7 +69,7 @@ class Tool {
   // FILE.partial.pos) and is kept when the run is interrupted; the same
   // command run again keeps the records of the inputs already done and goes
   // on from the next input. For programs whose output follows the input in
-  // order (the map_* functions, or a generator that calls inputs_done).
+  // order (the record loop, or a generator that calls inputs_done).
   void add_resume();
 
   // Parses argv. Returns an exit status when the program should stop now
@@ -99,38 +103,32 @@ class Tool {
   int run(const std::function<int()>& body);
 
   // --- record streaming (call inside run) -----------------------------------
-  // One record in, one out, in input order. Records that arrive with an
-  // "error" pass through untouched; an exception from fn becomes the
-  // record's "error". Returns 0, or 1 when any record carries an error.
-  int map_records(const std::function<void(Record&)>& fn);
-  // One record in, zero or more out (e.g. one per face). An exception gives
-  // one output: the input record with "error". An empty result is an error
-  // too: no record is lost.
-  int flat_map_records(const std::function<std::vector<Record>(Record&)>& fn);
-  // Batched 1:1 map: fn receives up to batch() live records (those without
-  // an "error") and must annotate each, setting "error" on those it cannot
-  // process. An exception from fn sets that error on every live record of the
-  // batch. Output order = input order; flushed after each batch.
-  int map_batches(const std::function<void(std::vector<Record*>&)>& fn);
-  // The same, pipelined in two steps so that reading overlaps computing: a
-  // reader thread reads the next batch and runs `prepare` on its live
-  // records (e.g. decoding images) while `process` runs on the current batch
-  // here, given what prepare returned for it. At most one batch waits
-  // between them. An exception from either step sets its error on every
-  // live record of the batch; FatalError and a broken pipe end the run as in
-  // map_batches (the reader stops and is joined first). prepare must not use
-  // state that process uses without locking.
+  // The record loop of every program that maps records (edan-crop,
+  // edan-predict, edan-gradcam): ordered, batched and pipelined. A reader
+  // thread reads the next batch of `batch` records (0: batch()) and runs
+  // `prepare` on its live records (those without an "error"; e.g. decoding
+  // images) while `process` runs on the current batch here, given what
+  // prepare returned for it; at most one batch waits between them. process
+  // returns, for each live record of its batch, the records written in its
+  // place (one per face of a photo, say); an empty list, or no lists at
+  // all, writes the record itself, so no record is lost. Records that
+  // arrive with an "error" pass through untouched. An exception from either
+  // step becomes the error of every live record of the batch (guard_records,
+  // edan/record.hpp); FatalError and a broken pipe end the run (the reader
+  // stops and is joined first). Output order = input order, flushed and
+  // counted as done (inputs_done) after each batch. prepare must not use
+  // state that process uses without locking. Returns 0, or 1 when any
+  // record written carries an error.
+  using Replacements = std::vector<std::vector<Record>>;
+  int flat_map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
+                       const std::function<Replacements(std::vector<Record*>&, std::any&)>& process,
+                       std::size_t batch = 0);
+  // The same loop, one record in and one out: process annotates each live
+  // record in place, setting "error" on those it cannot do.
   int map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
                   const std::function<void(std::vector<Record*>&, std::any&)>& process);
-  // The same, one record in and any number out (e.g. one per face of a
-  // photo): process returns, for each live record of its batch, the records
-  // written in its place (an empty list, or no lists at all, writes the
-  // record itself). An exception from process writes each live record with
-  // its error, as above.
-  using Replacements = std::vector<std::vector<Record>>;
-  int flat_map_batches(
-      const std::function<std::any(std::vector<Record*>&)>& prepare,
-      const std::function<Replacements(std::vector<Record*>&, std::any&)>& process);
+  // The same loop with nothing to prepare: fn gets each batch's live records.
+  int map_batches(const std::function<void(std::vector<Record*>&)>& fn);
   // For generators (edan-index): fn writes records through emit().
   // Returns 0, or 1 when any emitted record carries an error.
   int generate(const std::function<void()>& fn);
@@ -145,17 +143,21 @@ class Tool {
   // when the input ends. Records with errors are delivered too.
   void for_each_input(const std::function<void(Record&)>& fn);
 
-  // Diagnostics on stderr, prefixed "name: ". warn() is silenced by -q.
+  // Lines on stderr, prefixed "name: ", each first clearing a progress line
+  // on show. warn() and note() (news, not trouble: what a long run is
+  // doing) are silenced by -q; error() is not.
   void warn(const std::string& msg) const;
+  void note(const std::string& msg) const;
   void error(const std::string& msg) const;
-  // Progress on stderr, only when stderr is a terminal and not -q.
+  // Progress on stderr, one line rewritten in place at most 4 times a
+  // second, only when stderr is a terminal and not -q.
   void progress(const std::string& status) const;
 
   // The stream results go to (stdout or the --output temporary file).
   std::FILE* out();
   // Every output record of the first n inputs (counted as for_each_input
   // delivers them, in this run) is written and flushed: with --resume, a
-  // run interrupted from now on goes on after them. The map_* functions call
+  // run interrupted from now on goes on after them. The record loop calls
   // it after each batch. Flushes the output.
   void inputs_done(std::size_t n);
 

@@ -284,24 +284,3 @@ std::string crop_path(const std::string& out_dir, const std::string& image, int 
 std::vector<Record> crop_record(FaceCropper& cropper, const Record& r, const std::string& out_dir);
 
 }  // namespace edan
-
-namespace edan::cli {
-class Tool;
-}
-
-namespace edan {
-
-// edan-crop's stream: every input record of `tool` through crop_record with
-// tool.threads() workers (one FaceCropper each, sharing one Landmarker),
-// output in input order, flushed per batch. Records arriving with an
-// "error" pass through; a RecordError becomes the record's "error". Call
-// inside tool.run(). Returns 0, or 1 when any output record has an error.
-// Throws UsageError on bad options, FatalError when a model cannot be loaded
-// or a crop cannot be written.
-int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir);
-
-// Declares --fallback MODE (none, small or full; see Fallback) on a program
-// that detects faces, with its help text, once for every such program.
-void add_fallback_option(cli::Tool& tool, std::string* mode);
-
-}  // namespace edan

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "edan/cli.hpp"
 #include "edan/detect.hpp"
 #include "edan/model.hpp"
 #include "edan/record.hpp"
@@ -43,23 +42,6 @@ struct FacePrediction {
   std::vector<double> probs;  // softmax over the model's labels, in their order
   Shape landmarks;            // 68 points of the last stage
 };
-
-// The options of every program that runs a model on face records
-// (edan-predict, edan-gradcam), declared once on a cli::Tool:
-// -m/--model FILE, --detector NAME, --fallback none|full.
-class FaceSourceFlags {
- public:
-  FaceSourceFlags(cli::Tool& tool, std::string* model, std::string* detector);
-  // After parse: --fallback full? Throws UsageError for another value than
-  // none or full.
-  Fallback fallback() const;
-
- private:
-  std::string fallback_ = "small";
-};
-
-// --faces: "all" -> true, "largest" -> false; UsageError otherwise.
-bool parse_faces_option(const std::string& value);
 
 // Where a Predictor's time went (seconds of wall-clock time, summed over
 // calls): reading and detecting faces (read_faces, on the reader thread of
@@ -118,10 +100,11 @@ class Predictor {
   Expanded annotate(std::vector<Record*>& batch);
 
   // annotate in two steps, so that reading a batch can overlap predicting
-  // the previous one (annotate_records). read_faces reads (and detects) the
-  // faces of a batch without touching the network: it may run on another
-  // thread than the other step, one call at a time. annotate(batch, faces)
-  // predicts them; records whose face could not be read gain "error".
+  // the previous one (annotate_records, edan/programs.hpp). read_faces reads
+  // (and detects) the faces of a batch without touching the network: it may
+  // run on another thread than the other step, one call at a time; a record
+  // whose face cannot be read gains "error" there (FatalError is thrown).
+  // annotate(batch, faces) predicts the faces of the others.
   struct BatchFaces;
   std::shared_ptr<BatchFaces> read_faces(const std::vector<Record*>& batch);
   Expanded annotate(std::vector<Record*>& batch, BatchFaces& faces);
@@ -148,21 +131,6 @@ class Predictor {
   std::unique_ptr<Croppers> croppers_;
   PredictTimings timings_;  // read: written by read_faces only; the rest by annotate
 };
-
-// edan-predict's record loop: tool.map_batches with read_faces on the
-// reader thread, overlapped with the network (annotate) on this one.
-// Returns map_batches's exit status.
-int annotate_records(cli::Tool& tool, Predictor& predictor);
-
-// edan-predict --timings: one line on stderr, "NAME: timings {...}", with
-// the seconds of the run (wall, from the program's start; load: model and
-// threads), the Predictor's stages (read_s on the reader thread, overlapped;
-// pack_s, forward_s, records_s on the main thread), write_s (serialising
-// and writing the records, main thread), main_wait_s (the main thread's
-// rest: waiting for the reader, start-up after load), batches, faces and
-// faces_per_s (after load).
-void write_timings(const PredictTimings& t, double wall, double load, double write,
-                   const std::string& name);
 
 // How many faces one forward pass of the network takes at a time, so that a
 // large batch never runs slower than a small one: the first conv block's

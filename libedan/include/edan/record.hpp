@@ -5,9 +5,11 @@
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edan/shape.hpp"
 
@@ -92,6 +94,12 @@ class RecordWriter {
 bool has_error(const Record& r);
 // Sets "error" (replacing an earlier one).
 void set_error(Record& r, std::string_view message);
+// The one rule for a failure inside per-record work, used by every record
+// loop: runs step; FatalError and BrokenPipe are rethrown (they end the
+// run); any other exception becomes the "error" of each record of
+// `records`, with its message, and false is returned. True when step
+// returned normally.
+bool guard_records(const std::vector<Record*>& records, const std::function<void()>& step);
 
 // A string field, or nullopt when absent. Throws RecordError when present but
 // not a string.
