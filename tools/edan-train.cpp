@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
            "weights of the emotion term by class: none (default), balanced (1/frequency) "
            "or sqrt (1/sqrt(frequency))",
            &opt.class_weights);
+  tool.add({"--class-weight-max"}, "W",
+           "with --class-weights, no class weighs more than W times an average labelled "
+           "record; the others are scaled up to keep that average (default: 0, no cap)",
+           &opt.class_weight_max);
   tool.add({"--epochs"}, "N", "epochs per stage, at most; 0 writes an untrained model",
            &opt.epochs);
   tool.add({"--patience"}, "N", "evaluations without improvement before a stage ends",
@@ -70,7 +74,9 @@ int main(int argc, char** argv) {
     edan::TrainOutputs outputs(opt, tool.inputs());
     std::vector<edan::Record> records;
     tool.for_each_input([&](edan::Record& r) { records.push_back(std::move(r)); });
-    auto reporter = edan::stderr_reporter(tool.name(), tool.quiet());
+    // A bar on stderr when it is a terminal, one line per evaluation; -q: none.
+    edan::TrainReporter reporter{[&](const std::string& s) { tool.progress(s); },
+                                 [&](const std::string& line) { tool.note(line); }};
     auto data = edan::prepare_training_data(opt, records, tool.inputs(), reporter.note);
     auto result = edan::train_model(opt, data, reporter);
     if (result.signal) return 128 + result.signal;

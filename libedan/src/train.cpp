@@ -3,8 +3,6 @@
 // Data loading lives in train_data.cpp, checkpoints in train_checkpoint.cpp.
 #include "edan/train.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -91,31 +89,6 @@ LossTerms joint_loss(const torch::Tensor& pred, const torch::Tensor& truth,
   }
   t.total = alpha * t.nme + beta * t.ce;
   return t;
-}
-
-// --- reporting --------------------------------------------------------------
-
-TrainReporter stderr_reporter(const std::string& program, bool quiet) {
-  TrainReporter r;
-  const bool tty = isatty(STDERR_FILENO) != 0;
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
-  auto shown = std::make_shared<bool>(false);
-  r.progress = [=](const std::string& status) {
-    if (quiet || !tty) return;
-    auto now = std::chrono::steady_clock::now();
-    if (*shown && now - *last < std::chrono::milliseconds(200)) return;
-    *last = now;
-    *shown = true;
-    std::fprintf(stderr, "\r%s: %s\033[K", program.c_str(), status.c_str());
-    std::fflush(stderr);
-  };
-  r.note = [=](const std::string& line) {
-    if (quiet) return;
-    if (tty && *shown) std::fputs("\r\033[K", stderr);
-    std::fprintf(stderr, "%s: %s\n", program.c_str(), line.c_str());
-    *shown = false;
-  };
-  return r;
 }
 
 // --- the loop ---------------------------------------------------------------
@@ -425,7 +398,7 @@ Trainer::Trainer(const TrainOptions& opt, const TrainingData& data, const TrainR
   alpha_ = train_landmarks_ == 0 ? 0.0 : opt_.alpha;  // no landmarks: term off
   if (auto power = class_weight_power(opt_.class_weights)) {
     const auto n_classes = static_cast<std::int64_t>(config_.labels.size());
-    class_weight_ = class_weights(data_.train, n_classes, *power);
+    class_weight_ = class_weights(data_.train, n_classes, *power, opt_.class_weight_max);
     std::string shown;
     for (std::int64_t c = 0; c < n_classes; ++c)
       shown += (c ? ", " : "") + config_.labels[static_cast<std::size_t>(c)] + " " +

@@ -60,8 +60,9 @@ boost::json::object options_json(const TrainOptions& o, const ModelConfig& c) {
                         {"val", o.val},
                         {"val_fraction", o.val_fraction}};
   // Only when used, so that a checkpoint of an edan before --class-weights
-  // still resumes.
+  // (or --class-weight-max) still resumes.
   if (o.class_weights != "none") j["class_weights"] = o.class_weights;
+  if (o.class_weight_max > 0) j["class_weight_max"] = o.class_weight_max;
   return j;
 }
 

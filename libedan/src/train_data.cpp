@@ -87,7 +87,8 @@ std::optional<double> class_weight_power(const std::string& mode) {
   throw UsageError("--class-weights must be none, balanced or sqrt");
 }
 
-torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power) {
+torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power,
+                            double max_weight) {
   torch::Tensor mass;
   if (set.targets.defined()) {
     mass = set.targets.to(torch::kDouble).sum(0);
@@ -106,7 +107,22 @@ torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, doub
   auto present = mass > 0;
   auto raw = torch::where(present, mass.clamp_min(1e-300).pow(-power), torch::zeros_like(mass));
   const double k = total / (mass * raw).sum().item<double>();
-  return (raw * k).to(torch::kFloat);
+  auto w = raw * k;
+  if (max_weight > 0) {
+    if (max_weight < 1) throw std::invalid_argument("class_weights: max_weight below 1");
+    // Water-filling: cap, then spread the mass the capped classes lost over
+    // the others; each round caps at least one more class, so it ends.
+    for (std::int64_t round = 0; round < n_classes; ++round) {
+      auto capped = w >= max_weight;
+      w = torch::where(capped, torch::full_like(w, max_weight), w);
+      const double held = (mass * w).masked_select(capped).sum().item<double>();
+      const double free = (mass * w).masked_select(capped.logical_not()).sum().item<double>();
+      if (free <= 0) break;
+      w = torch::where(capped, w, w * ((total - held) / free));
+      if ((w > max_weight * (1 + 1e-12)).sum().item<std::int64_t>() == 0) break;
+    }
+  }
+  return w.to(torch::kFloat);
 }
 
 Shape schematic_shape(double size) {
@@ -395,6 +411,8 @@ void check_options(const TrainOptions& opt) {
   if (opt.input_norm != "image" && opt.input_norm != "dataset" && opt.input_norm != "histeq")
     throw UsageError("--input-norm must be dataset, image or histeq");
   class_weight_power(opt.class_weights);
+  if (opt.class_weight_max != 0 && opt.class_weight_max < 1)
+    throw UsageError("--class-weight-max must be 0 (no cap) or at least 1, the mean weight");
   if (opt.max_steps < 0) throw UsageError("--max-steps must be 0 (no limit) or more");
   if (opt.batch < 2) throw UsageError("--batch must be at least 2 (BatchNorm)");
   if (opt.stages != -1 && opt.stages < 1) throw UsageError("--stages must be at least 1");

@@ -252,8 +252,21 @@ TINY=(--size 32 --widths 4,4,8,8 --threads 1 -q)
   [[ "$output" == *"class weights (balanced): neutral 2.00, happy 0.50, sad 2.00"* ]]
   [[ "$output" == *"anger 1.00"* ]]
   [[ "$output" == *"fear 0.00"* ]]
+  # Capped at 1.5: neutral and sad hold 1.5 each, happy and anger share the
+  # rest, 8 - 3 = 5 over a mass of 4 * 0.5 + 2 * 1 = 4: happy 0.625, anger 1.25.
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --stages 1 --epochs 0 --batch 4 \
+    --val-fraction 0 --class-weights balanced --class-weight-max 1.5 -o c.edan skewed.jsonl
+  echo "$output"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"class weights (balanced): neutral 1.50, happy 0.62, sad 1.50"* ]] ||
+    [[ "$output" == *"class weights (balanced): neutral 1.50, happy 0.63, sad 1.50"* ]]
+  [[ "$output" == *"anger 1.25"* ]]
   run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 --class-weights inverse \
     -o n.edan skewed.jsonl
   [ "$status" -eq 2 ]
   [[ "$output" == *"--class-weights must be none, balanced or sqrt"* ]]
+  run edan-train --size 32 --widths 4,4,8,8 --threads 1 --epochs 0 --class-weights sqrt \
+    --class-weight-max 0.5 -o n.edan skewed.jsonl
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"--class-weight-max must be 0 (no cap) or at least 1"* ]]
 }

@@ -227,6 +227,25 @@ TEST(Train_ClassWeights, balancedEqualisesTheMassAndKeepsTheMean) {
   EXPECT_THROW(edan::class_weights(set, 4, 1.0), std::invalid_argument);
 }
 
+TEST(Train_ClassWeights, aCapHoldsTheRareClassAndKeepsTheMean) {
+  edan::TrainingSet set;  // masses 3.5 and 0.5: balanced gives 4/7 and 4
+  set.targets = torch::tensor({{1.0f, 0.0f}, {1.0f, 0.0f}, {1.0f, 0.0f}, {0.5f, 0.5f}});
+  auto w = edan::class_weights(set, 2, 1.0, 2.0);
+  EXPECT_NEAR(w[1].item<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(3.5 * w[0].item<double>() + 0.5 * w[1].item<double>(), 4.0, 1e-5);  // mean 1
+  // Masses 8, 1, 1: both rare classes capped, the common one takes the rest.
+  edan::TrainingSet three;
+  three.labels = torch::tensor({0, 0, 0, 0, 0, 0, 0, 0, 1, 2}, torch::kLong);
+  auto t = edan::class_weights(three, 3, 1.0, 2.0);
+  EXPECT_NEAR(t[1].item<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(t[2].item<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(t[0].item<double>(), 0.75, 1e-6);
+  // Under the cap nothing changes; a cap below the mean cannot hold.
+  EXPECT_TRUE(
+      torch::allclose(edan::class_weights(set, 2, 1.0, 5.0), edan::class_weights(set, 2, 1.0)));
+  EXPECT_THROW(edan::class_weights(set, 2, 1.0, 0.5), std::invalid_argument);
+}
+
 TEST(Train_SampleNme, interOcularUsesOuterCorners) {
   auto truth = torch::zeros({1, 68, 2});
   truth[0][45][0] = 20;   // outer corners 20 apart

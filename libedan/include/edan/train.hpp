@@ -58,6 +58,9 @@ struct TrainOptions {
   // Weights of the emotion term by class (class_weights below): "none",
   // "balanced" (inverse frequency) or "sqrt" (inverse square root).
   std::string class_weights = "none";
+  // With class_weights: no class weighs more than this (0: no cap; else at
+  // least 1, the mean weight), the others rescaled (class_weights below).
+  double class_weight_max = 0;
   std::string checkpoint;  // default: <output>.ckpt
   bool resume = false;
   std::string log;             // JSON Lines training log
@@ -140,7 +143,11 @@ Split split_by_subject(const std::vector<std::string>& subjects, double fraction
 // (the mean weight per labelled sample stays 1, and so does the loss's
 // scale); a class with no mass gets 0. power 1 is "balanced" (every class
 // then weighs as much in all), 0.5 "sqrt". A set without labels: all 1.
-torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power);
+// max_weight > 0 caps the weights: a class above it gets max_weight, and the
+// others are scaled up so that the mean weight stays 1 (repeated until none
+// is above; max_weight must then be at least 1).
+torch::Tensor class_weights(const TrainingSet& set, std::int64_t n_classes, double power,
+                            double max_weight = 0);
 // The power of a --class-weights MODE: none -> nullopt, balanced -> 1,
 // sqrt -> 0.5; UsageError for another.
 std::optional<double> class_weight_power(const std::string& mode);
@@ -224,9 +231,6 @@ struct TrainReporter {
   std::function<void(const std::string&)> progress;
   std::function<void(const std::string&)> note;
 };
-// The reporter of edan-train: a bar on stderr when it is a terminal, one
-// line per evaluation otherwise; nothing with quiet (errors still print).
-TrainReporter stderr_reporter(const std::string& program, bool quiet);
 
 struct TrainResult {
   int signal = 0;        // SIGINT/SIGTERM that stopped the run (checkpointed)
