@@ -267,11 +267,6 @@ GradCam::GradCam(const GradCamOptions& options) : impl_(std::make_unique<Impl>()
   if (m.opt.out.empty()) throw UsageError("--out-dir DIR is required");
   if (m.opt.top_k < 1 || m.opt.top_k > static_cast<int>(kNumLandmarks))
     throw UsageError("--top-k must be in 1..68");
-  static const char* const kLayers[] = {"conv1a", "conv1b", "conv2a", "conv2b",
-                                        "conv3a", "conv3b", "conv4a", "conv4b"};
-  if (std::find(std::begin(kLayers), std::end(kLayers), m.opt.layer) == std::end(kLayers))
-    throw UsageError("--layer: no convolution named '" + m.opt.layer +
-                     "' (conv1a, conv1b, ..., conv4a, conv4b)");
   if (m.opt.cls != "pred" && m.opt.cls != "label" && !canonical_label(m.opt.cls))
     throw UsageError("--class: expected pred, label or a class name, got '" + m.opt.cls + "'");
   set_threads(m.opt.threads);
@@ -280,6 +275,12 @@ GradCam::GradCam(const GradCamOptions& options) : impl_(std::make_unique<Impl>()
   m.loaded = load_model(path, m.device);
   m.loaded.model->to(m.device);
   m.loaded.model->eval();
+  // The layers are the model's own (its last stage's body).
+  const auto& model = m.loaded.model;
+  const auto layers = model->stage(model->num_stages() - 1)->layer_names();
+  if (std::find(layers.begin(), layers.end(), m.opt.layer) == layers.end())
+    throw UsageError("--layer: no convolution named '" + m.opt.layer + "' (" + layers.front() +
+                     ", " + layers[1] + ", ..., " + layers.back() + ")");
   if (m.opt.cls != "pred" && m.opt.cls != "label")
     m.fixed_class = class_for_record(Record{}, m.opt.cls, m.labels());
   if (m.opt.frontal_eps < 0) m.opt.frontal_eps = 0.05 * static_cast<double>(m.size());

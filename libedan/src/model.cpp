@@ -171,10 +171,44 @@ ModelMeta meta_from_json(const json::object& o) {
 
 // --- the network --------------------------------------------------------------
 
-namespace {
-const char* const kConvNames[] = {"conv1a", "conv1b", "conv2a", "conv2b",
-                                  "conv3a", "conv3b", "conv4a", "conv4b"};
-}  // namespace
+ConvBnRelu::ConvBnRelu(torch::nn::Module& owner, std::string name, std::int64_t in,
+                       std::int64_t out)
+    : name_(std::move(name)) {
+  conv_ = owner.register_module(
+      name_, torch::nn::Conv2d(
+                 torch::nn::Conv2dOptions(in, out, /*kernel_size=*/3).padding(1).bias(false)));
+  bn_ = owner.register_module("bn" + name_.substr(4), torch::nn::BatchNorm2d(out));
+}
+
+torch::Tensor ConvBnRelu::forward(const torch::Tensor& x, bool in_place) {
+  if (!folded()) return torch::relu(bn_(conv_(x)));
+  const auto& w = conv_->weight;
+  torch::Tensor y;
+  // LibTorch 1.13 sends a batch of one with few values (N*C*H*W <= 20480:
+  // every block after the first at S=48) to its slow reference convolution
+  // rather than oneDNN; call oneDNN directly whenever it is there.
+  if (x.is_cpu() && x.scalar_type() == torch::kFloat && at::hasMKLDNN() &&
+      at::globalContext().userEnabledMkldnn())
+    y = at::mkldnn_convolution(x, w, folded_bias_, /*padding=*/{1, 1}, /*stride=*/{1, 1},
+                               /*dilation=*/{1, 1}, /*groups=*/1);
+  else
+    y = torch::conv2d(x, w, folded_bias_, /*stride=*/1, /*padding=*/1);
+  return in_place ? y.relu_() : torch::relu(y);
+}
+
+void ConvBnRelu::fold() {
+  if (folded()) return;
+  torch::NoGradGuard no_grad;
+  // y = gamma (conv(x) - mean) / sqrt(var + eps) + beta
+  //   = conv_{w * scale}(x) + (beta - mean * scale), computed in double.
+  auto scale = bn_->weight.to(torch::kFloat64) /
+               torch::sqrt(bn_->running_var.to(torch::kFloat64) + bn_->options.eps());
+  auto w = conv_->weight.to(torch::kFloat64) * scale.view({-1, 1, 1, 1});
+  auto b = bn_->bias.to(torch::kFloat64) - bn_->running_mean.to(torch::kFloat64) * scale;
+  const auto dtype = conv_->weight.scalar_type();
+  conv_->weight.set_data(w.to(dtype).contiguous(torch::MemoryFormat::ChannelsLast));
+  folded_bias_ = b.to(dtype);
+}
 
 DanStageImpl::DanStageImpl(const ModelConfig& config, std::int64_t index)
     : config_(config), index_(index) {
@@ -187,15 +221,12 @@ DanStageImpl::DanStageImpl(const ModelConfig& config, std::int64_t index)
     feature_dense_ =
         register_module("feature_dense", torch::nn::Linear(config_.fc, (s / 2) * (s / 2)));
   }
-  for (int i = 0; i < 8; ++i) {
-    std::int64_t out = config_.widths[static_cast<std::size_t>(i / 2)];
-    std::string name = kConvNames[i];
-    auto conv = torch::nn::Conv2d(
-        torch::nn::Conv2dOptions(in, out, /*kernel_size=*/3).padding(1).bias(false));
-    convs_.push_back(register_module(name, conv));
-    bns_.push_back(register_module("bn" + name.substr(4), torch::nn::BatchNorm2d(out)));
-    conv_names_.push_back(name);
-    in = out;
+  for (std::size_t block = 0; block < 4; ++block) {
+    const std::int64_t out = config_.widths[block];
+    for (const char* half : {"a", "b"}) {
+      body_.emplace_back(*this, "conv" + std::to_string(block + 1) + half, in, out);
+      in = out;
+    }
   }
   dropout_ = register_module("dropout", torch::nn::Dropout(config_.dropout));
   const std::int64_t side = s / 16;
@@ -222,16 +253,11 @@ DanStageImpl::Output DanStageImpl::forward(const torch::Tensor& input,
     if (is_training()) throw std::logic_error("a folded stage cannot be trained");
     x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   }
-  for (std::size_t i = 0; i < convs_.size(); ++i) {
-    if (folded_) {
-      x = folded_conv(i, x);
-      // In place only when no caller keeps this activation.
-      x = capture.empty() ? x.relu_() : torch::relu(x);
-    } else {
-      x = torch::relu(bns_[i](convs_[i](x)));
-    }
+  for (std::size_t i = 0; i < body_.size(); ++i) {
+    auto& layer = body_[i];
+    x = layer.forward(x, /*in_place=*/capture.empty());
     for (const auto& c : capture)
-      if (c == conv_names_[i]) out.activations[c] = x;
+      if (c == layer.name()) out.activations[c] = x;
     if (i % 2 == 1) {
       x = torch::max_pool2d(x, /*kernel_size=*/2);
       if (!folded_) x = dropout_(x);
@@ -247,35 +273,8 @@ DanStageImpl::Output DanStageImpl::forward(const torch::Tensor& input,
 }
 
 void DanStageImpl::fold_batchnorm() {
-  if (folded_) return;
-  torch::NoGradGuard no_grad;
-  folded_bias_.clear();
-  for (std::size_t i = 0; i < convs_.size(); ++i) {
-    const auto& bn = bns_[i];
-    // y = gamma (conv(x) - mean) / sqrt(var + eps) + beta
-    //   = conv_{w * scale}(x) + (beta - mean * scale), computed in double.
-    auto scale = bn->weight.to(torch::kFloat64) /
-                 torch::sqrt(bn->running_var.to(torch::kFloat64) + bn->options.eps());
-    auto w = convs_[i]->weight.to(torch::kFloat64) * scale.view({-1, 1, 1, 1});
-    auto b = bn->bias.to(torch::kFloat64) - bn->running_mean.to(torch::kFloat64) * scale;
-    auto dtype = convs_[i]->weight.scalar_type();
-    convs_[i]->weight.set_data(w.to(dtype).contiguous(torch::MemoryFormat::ChannelsLast));
-    folded_bias_.push_back(b.to(dtype));
-  }
+  for (auto& layer : body_) layer.fold();
   folded_ = true;
-}
-
-torch::Tensor DanStageImpl::folded_conv(std::size_t i, const torch::Tensor& x) const {
-  const auto& w = convs_[i]->weight;
-  const auto& b = folded_bias_[i];
-  // LibTorch 1.13 sends a batch of one with few values (N*C*H*W <= 20480:
-  // every block after the first at S=48) to its slow reference convolution
-  // rather than oneDNN; call oneDNN directly whenever it is there.
-  if (x.is_cpu() && x.scalar_type() == torch::kFloat && at::hasMKLDNN() &&
-      at::globalContext().userEnabledMkldnn())
-    return at::mkldnn_convolution(x, w, b, /*padding=*/{1, 1}, /*stride=*/{1, 1},
-                                  /*dilation=*/{1, 1}, /*groups=*/1);
-  return torch::conv2d(x, w, b, /*stride=*/1, /*padding=*/1);
 }
 
 torch::Tensor DanStageImpl::feature_image(const torch::Tensor& previous_features) {
@@ -287,9 +286,15 @@ torch::Tensor DanStageImpl::feature_image(const torch::Tensor& previous_features
 }
 
 torch::nn::Conv2d DanStageImpl::conv(const std::string& name) const {
-  for (std::size_t i = 0; i < conv_names_.size(); ++i)
-    if (conv_names_[i] == name) return convs_[i];
+  for (const auto& layer : body_)
+    if (layer.name() == name) return layer.conv();
   throw std::out_of_range("no convolution named '" + name + "'");
+}
+
+std::vector<std::string> DanStageImpl::layer_names() const {
+  std::vector<std::string> names;
+  for (const auto& layer : body_) names.push_back(layer.name());
+  return names;
 }
 
 torch::Tensor shape_to_tensor(const Shape& s) {

@@ -43,7 +43,7 @@ void check_config(const ModelConfig& config);
 // What a model file carries besides the weights.
 struct ModelMeta {
   ModelConfig config;
-  Shape mean_shape;         // 68 points in crop pixels (from the training set)
+  Shape mean_shape;  // 68 points in crop pixels (from the training set)
   // How a crop in [0,1] is normalised, the same way in training and in
   // prediction: "dataset" (the paper's) subtracts input_mean and divides by
   // input_std (the training set's statistics); "image" uses each crop's own
@@ -75,6 +75,32 @@ struct DanOutput {
   std::map<std::string, torch::Tensor> activations;
 };
 
+// One layer of a DAN stage's body as the paper draws it: a 3×3 convolution
+// (no bias), BatchNorm, ReLU. The convolution and the BatchNorm are
+// registered on the owning stage under the layer's name ("conv1a") and
+// "bn1a", the names in the model file. fold() turns the layer into its
+// inference form: the BatchNorm (its running statistics) folded into the
+// convolution's weights, scaled per output channel and stored channels-last,
+// plus a bias; forward then computes the eval-mode function in one pass.
+// Irreversible: only for inference copies, which are not trained or saved.
+class ConvBnRelu {
+ public:
+  ConvBnRelu(torch::nn::Module& owner, std::string name, std::int64_t in, std::int64_t out);
+  // x [N,in,H,W] -> [N,out,H,W]. in_place: a folded layer may apply its ReLU
+  // in place (no caller keeps the convolution's output).
+  torch::Tensor forward(const torch::Tensor& x, bool in_place = false);
+  void fold();  // idempotent
+  bool folded() const { return folded_bias_.defined(); }
+  const std::string& name() const { return name_; }
+  torch::nn::Conv2d conv() const { return conv_; }
+
+ private:
+  std::string name_;
+  torch::nn::Conv2d conv_{nullptr};
+  torch::nn::BatchNorm2d bn_{nullptr};
+  torch::Tensor folded_bias_;  // defined once folded
+};
+
 // One DAN stage: VGG-like body (4 blocks of conv3x3-BN-ReLU ×2, maxpool 2,
 // dropout) → fc1 (+ReLU) → landmark offsets (136), and emotion logits from
 // fc1. Each stage has its own emotion head so that it can be trained with the
@@ -103,12 +129,11 @@ class DanStageImpl : public torch::nn::Module {
   // Named convolutions for Grad-CAM: "conv1a".."conv4b". Throws
   // std::out_of_range for another name.
   torch::nn::Conv2d conv(const std::string& name) const;
+  // The body's layer names, input first: conv1a, conv1b, ..., conv4b.
+  std::vector<std::string> layer_names() const;
   std::int64_t index() const { return index_; }
-  // Folds each convolution's BatchNorm (its running statistics, as in eval
-  // mode) into the convolution: the weights scaled per output channel and
-  // stored channels-last, plus a bias. forward then skips those BatchNorms
-  // and dropout, computing the eval-mode function in fewer passes over the
-  // activations. Irreversible: only for inference copies
+  // Turns every layer of the body into its inference form (ConvBnRelu::fold);
+  // forward then also skips dropout. Only for inference copies
   // (prepare_for_inference), which must not be trained or saved; forward of
   // a folded stage in training mode throws std::logic_error. Idempotent.
   void fold_batchnorm();
@@ -119,14 +144,10 @@ class DanStageImpl : public torch::nn::Module {
   std::int64_t index_;
   torch::nn::BatchNorm2d input_bn_{nullptr};  // stage t>1
   torch::nn::Linear feature_dense_{nullptr};  // stage t>1
-  std::vector<std::string> conv_names_;
-  std::vector<torch::nn::Conv2d> convs_;
-  std::vector<torch::nn::BatchNorm2d> bns_;
+  std::vector<ConvBnRelu> body_;              // 4 blocks of 2 layers, each block then pooled
   torch::nn::Dropout dropout_{nullptr};
   torch::nn::Linear fc1_{nullptr}, landmarks_{nullptr}, emotion_{nullptr};
   bool folded_ = false;
-  std::vector<torch::Tensor> folded_bias_;  // per conv, after fold_batchnorm
-  torch::Tensor folded_conv(std::size_t i, const torch::Tensor& x) const;
 };
 TORCH_MODULE(DanStage);
 
@@ -192,7 +213,6 @@ torch::Tensor normalise_images(const torch::Tensor& pixels, const ModelMeta& met
 // darkest level present becomes 0, the brightest 1; a flat image becomes 0.
 // Idempotent up to that quantisation.
 torch::Tensor equalize_histograms(const torch::Tensor& pixels);
-
 
 // DAN's stage-to-stage operations, public for tests and Grad-CAM.
 // Transforms are [N,2,3] affine matrices [[a,-b,tx],[b,a,ty]] in pixels.
