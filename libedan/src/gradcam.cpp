@@ -218,7 +218,6 @@ struct GradFace {
   FaceInput in;
   std::string name;  // crop or image path (for output names)
   int face = 0;      // the record's "face" number
-  std::string error;
 };
 
 // --- the spill file of --mean -------------------------------------------------------
@@ -323,21 +322,15 @@ void GradCam::annotate(std::vector<Record*>& batch) {
   std::vector<int> classes(batch.size(), -1);
   // Faces are read one after the other: the in-memory cropper is not
   // thread-safe, and decoding is small next to the backward pass.
+  // A face that cannot be read leaves its error on the record.
+  std::vector<std::size_t> live;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    try {
+    const bool read = guard_records({batch[i]}, [&] {
       faces[i] = m.read(*batch[i]);
       classes[i] =
           m.fixed_class >= 0 ? m.fixed_class : class_for_record(*batch[i], m.opt.cls, m.labels());
-    } catch (const RecordError& e) {
-      faces[i].error = e.what();
-    }
-  }
-  std::vector<std::size_t> live;
-  for (std::size_t i = 0; i < faces.size(); ++i) {
-    if (faces[i].error.empty())
-      live.push_back(i);
-    else
-      set_error(*batch[i], faces[i].error);
+    });
+    if (read) live.push_back(i);
   }
   if (live.empty()) return;
   const auto n = static_cast<std::int64_t>(live.size());
