@@ -689,8 +689,7 @@ void Tool::for_each_input(const std::function<void(Record&)>& fn) {
 }
 
 int Tool::map_batches(const std::function<void(std::vector<Record*>&)>& fn) {
-  return map_batches([](std::vector<Record*>&) -> std::any { return {}; },
-                     [&](std::vector<Record*>& live, std::any&) { fn(live); });
+  return map_batches({}, [&](std::vector<Record*>& live, std::any&) { fn(live); });
 }
 
 int Tool::map_batches(const std::function<std::any(std::vector<Record*>&)>& prepare,
@@ -732,7 +731,7 @@ int Tool::flat_map_batches(
         records.clear();
         for (auto& r : b.records)
           if (!has_error(r)) b.live.push_back(&r);
-        guarded(b, [&] { b.prepared = prepare(b.live); });
+        if (prepare) guarded(b, [&] { b.prepared = prepare(b.live); });
         std::unique_lock<std::mutex> lock(mutex);
         changed.wait(lock, [&] { return ready.empty() || stop; });
         if (stop) throw Stop{};

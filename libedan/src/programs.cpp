@@ -43,10 +43,6 @@ bool parse_faces_option(const std::string& value) {
 
 // --- record loops ----------------------------------------------------------------
 
-namespace {
-std::any nothing_to_prepare(std::vector<Record*>&) { return {}; }
-}  // namespace
-
 int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_dir) {
   if (out_dir.empty()) throw UsageError("--out-dir DIR is required (where the crops are written)");
   const std::size_t workers = static_cast<std::size_t>(std::max(1, tool.threads()));
@@ -81,7 +77,7 @@ int crop_stream(cli::Tool& tool, const CropOptions& opt, const std::string& out_
   // Small batches keep the output flowing (and memory bounded) while every
   // worker still has a few records to take.
   const std::size_t batch = workers == 1 ? 1 : 4 * workers;
-  return tool.flat_map_batches(nothing_to_prepare, crop_batch, batch);
+  return tool.flat_map_batches({}, crop_batch, batch);
 }
 
 int annotate_records(cli::Tool& tool, Predictor& predictor) {

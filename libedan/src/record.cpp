@@ -357,7 +357,8 @@ bool guard_records(const std::vector<Record*>& records, const std::function<void
   } catch (const BrokenPipe&) {
     throw;
   } catch (const std::exception& e) {
-    for (auto* r : records) set_error(*r, e.what());
+    const char* message = *e.what() ? e.what() : "failed, and the error gave no message";
+    for (auto* r : records) set_error(*r, message);
     return false;
   }
 }

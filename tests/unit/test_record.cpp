@@ -171,4 +171,6 @@ TEST(Record_GuardRecords, aRecordErrorMarksEveryRecordAndFatalOnesEndTheRun) {
                edan::FatalError);
   EXPECT_THROW(edan::guard_records({&c}, [] { throw edan::BrokenPipe(); }), edan::BrokenPipe);
   EXPECT_FALSE(edan::has_error(c));
+  EXPECT_FALSE(edan::guard_records({&c}, [] { throw edan::RecordError(""); }));
+  EXPECT_FALSE(c.at("error").as_string().empty());
 }

@@ -97,7 +97,7 @@ void set_error(Record& r, std::string_view message);
 // The one rule for a failure inside per-record work, used by every record
 // loop: runs step; FatalError and BrokenPipe are rethrown (they end the
 // run); any other exception becomes the "error" of each record of
-// `records`, with its message, and false is returned. True when step
+// `records`, with its message (never empty), and false is returned. True when step
 // returned normally.
 bool guard_records(const std::vector<Record*>& records, const std::function<void()>& step);
 
