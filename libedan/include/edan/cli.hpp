@@ -115,8 +115,9 @@ class Tool {
   // arrive with an "error" pass through untouched. An empty prepare is no
   // step at all. An exception from either step becomes the error of every
   // live record of the batch (guard_records, edan/record.hpp); FatalError
-  // and a broken pipe end the run (the reader stops and is joined first). Output order = input order, flushed and
-  // counted as done (inputs_done) after each batch. prepare must not use
+  // and a broken pipe end the run (the reader stops and is joined first).
+  // Output order = input order, flushed and counted as done (inputs_done)
+  // after each batch. prepare must not use
   // state that process uses without locking. Returns 0, or 1 when any
   // record written carries an error.
   using Replacements = std::vector<std::vector<Record>>;
